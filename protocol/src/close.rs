@@ -1,0 +1,83 @@
+//! WebSocket close codes and `pusher:error` codes from the Pusher protocol.
+//!
+//! Pusher clients decide whether to reconnect from the code alone (4000–4099: give up,
+//! 4100–4199: back off, 4200–4299: reconnect now), so each condition maps to exactly one code.
+
+/// Every close or error code the server emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseCode {
+    TlsOnly,
+    AppNotFound,
+    AppDisabled,
+    OverConnectionQuota,
+    PathNotFound,
+    InvalidVersion,
+    UnsupportedProtocol,
+    NoProtocolVersion,
+    Unauthorized,
+    OverCapacity,
+    ReconnectImmediately,
+    PongNotReceived,
+    ClosedAfterInactivity,
+    ClientEventRejected,
+    WatchlistTooLarge,
+    /// Generic non-fatal error answered with `pusher:error` (bad JSON, unknown event, bad auth).
+    GenericError,
+}
+
+impl CloseCode {
+    pub const fn code(self) -> u16 {
+        match self {
+            CloseCode::TlsOnly => 4000,
+            CloseCode::AppNotFound => 4001,
+            CloseCode::AppDisabled => 4003,
+            CloseCode::OverConnectionQuota => 4004,
+            CloseCode::PathNotFound => 4005,
+            CloseCode::InvalidVersion => 4006,
+            CloseCode::UnsupportedProtocol => 4007,
+            CloseCode::NoProtocolVersion => 4008,
+            CloseCode::Unauthorized => 4009,
+            CloseCode::OverCapacity => 4100,
+            CloseCode::ReconnectImmediately => 4200,
+            CloseCode::PongNotReceived => 4201,
+            CloseCode::ClosedAfterInactivity => 4202,
+            CloseCode::ClientEventRejected => 4301,
+            CloseCode::WatchlistTooLarge => 4302,
+            CloseCode::GenericError => 4000,
+        }
+    }
+
+    pub const fn reason(self) -> &'static str {
+        match self {
+            CloseCode::TlsOnly => "Application only accepts SSL connections",
+            CloseCode::AppNotFound => "Application does not exist",
+            CloseCode::AppDisabled => "Application disabled",
+            CloseCode::OverConnectionQuota => "Application is over connection quota",
+            CloseCode::PathNotFound => "Path not found",
+            CloseCode::InvalidVersion => "Invalid version string format",
+            CloseCode::UnsupportedProtocol => "Unsupported protocol version",
+            CloseCode::NoProtocolVersion => "No protocol version supplied",
+            CloseCode::Unauthorized => "Connection is unauthorized",
+            CloseCode::OverCapacity => "Over capacity",
+            CloseCode::ReconnectImmediately => "Generic reconnect immediately",
+            CloseCode::PongNotReceived => "Pong reply not received",
+            CloseCode::ClosedAfterInactivity => "Closed after inactivity",
+            CloseCode::ClientEventRejected => "Client event rejected due to rate limit",
+            CloseCode::WatchlistTooLarge => "Watchlist limit exceeded",
+            CloseCode::GenericError => "Error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_fall_in_the_ranges_clients_react_to() {
+        assert_eq!(CloseCode::AppNotFound.code(), 4001);
+        assert_eq!(CloseCode::OverCapacity.code(), 4100);
+        assert_eq!(CloseCode::PongNotReceived.code(), 4201);
+        assert_eq!(CloseCode::ClientEventRejected.code(), 4301);
+    }
+}

@@ -1,0 +1,549 @@
+// Test harness for Switchyard's end-to-end tests: starts the real server binary for one test
+// file, creates real pusher-js clients and Node `pusher` SDK clients against it, and gives
+// bounded waits so that no test can hang.
+//
+// Usage in a test file:
+//   const srv = useServer();               // registers before/after/afterEach hooks
+//   test('…', T, async () => { const c = await srv.connect(); … });
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, afterEach, before } from 'node:test';
+
+// The Node build of pusher-js (package "main") bundles tweetnacl, so it supports
+// private-encrypted- channels. 'pusher-js/with-encryption' is the *web* build and throws
+// `self is not defined` under Node, so it must not be used here.
+import PusherClient from 'pusher-js';
+import PusherServer from 'pusher';
+import WebSocket from 'ws';
+
+export { PusherClient, PusherServer, WebSocket };
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.resolve(HERE, '..', '..');
+export const BIN = process.env.SWITCHYARD_BIN || path.join(REPO, 'target', 'debug', 'switchyard');
+export const HOST = '127.0.0.1';
+
+/** Default per-wait bound. */
+export const WAIT_MS = 5000;
+/** Options for every test(): a hard bound on a single test. */
+export const T = { timeout: 30_000 };
+
+export const MAIN_APP = {
+  id: 'app-id',
+  key: 'app-key',
+  secret: 'app-secret',
+  enable_client_messages: true,
+  enable_subscription_count: true,
+};
+export const PY_APP = {
+  id: '12345',
+  key: 'py-key',
+  secret: 'py-secret',
+  enable_client_messages: true,
+};
+export const DEFAULT_APPS = [MAIN_APP, PY_APP];
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Rejects after `ms` with a message naming what was awaited. */
+export function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Retries an async assertion until it passes or `timeout` elapses, then rethrows its last
+ * error. For state that the server may legitimately update a moment later (counts reported
+ * by edges in batches).
+ */
+export async function eventually(fn, { timeout = 3000, interval = 100 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() >= deadline) throw err;
+      await sleep(interval);
+    }
+  }
+}
+
+function toTomlValue(v) {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'boolean' || typeof v === 'number') return String(v);
+  if (Array.isArray(v)) return `[${v.map(toTomlValue).join(', ')}]`;
+  throw new Error(`cannot write ${typeof v} as TOML`);
+}
+
+export function configToml({ apps, activityTimeoutSecs = 120, port = 6001 }) {
+  const lines = [
+    '[server]',
+    `host = ${toTomlValue(HOST)}`,
+    `port = ${port}`,
+    `activity_timeout_secs = ${activityTimeoutSecs}`,
+    '',
+  ];
+  for (const app of apps) {
+    lines.push('[[apps]]');
+    for (const [k, v] of Object.entries(app)) lines.push(`${k} = ${toTomlValue(v)}`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, HOST, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function tail(file, bytes = 4000) {
+  try {
+    const buf = fs.readFileSync(file);
+    return buf.subarray(Math.max(0, buf.length - bytes)).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+
+/**
+ * Starts the server binary with a generated config on a free port and waits until GET /up is
+ * 200. Returns { port, host, apps, logPath, configPath, stop() }.
+ */
+export async function startServer({ apps = DEFAULT_APPS, name = 'e2e', activityTimeoutSecs = 120 } = {}) {
+  if (!fs.existsSync(BIN)) {
+    throw new Error(`server binary not found at ${BIN}: build it or set SWITCHYARD_BIN`);
+  }
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-e2e-'));
+  const configPath = path.join(dir, 'switchyard.toml');
+  // Port 1 in the file proves that SWITCHYARD_PORT overrides it.
+  fs.writeFileSync(configPath, configToml({ apps, activityTimeoutSecs, port: 1 }));
+  const logPath = path.join(os.tmpdir(), `switchyard-e2e-${name}-${port}.log`);
+  const logFd = fs.openSync(logPath, 'w');
+  const proc = spawn(BIN, ['--config', configPath], {
+    env: {
+      ...process.env,
+      SWITCHYARD_PORT: String(port),
+      SWITCHYARD_HOST: HOST,
+      RUST_LOG: process.env.RUST_LOG ?? 'info',
+    },
+    stdio: ['ignore', logFd, logFd],
+  });
+  fs.closeSync(logFd);
+  let exited = null;
+  const exitPromise = new Promise((resolve) => {
+    proc.on('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve(exited);
+    });
+    proc.on('error', (err) => {
+      exited = { error: err };
+      resolve(exited);
+    });
+  });
+
+  const stop = async () => {
+    if (exited) return;
+    proc.kill('SIGTERM');
+    const done = await Promise.race([exitPromise, sleep(5000).then(() => null)]);
+    if (!done) {
+      proc.kill('SIGKILL');
+      await Promise.race([exitPromise, sleep(2000)]);
+    }
+  };
+
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (exited) {
+      throw new Error(
+        `server exited before /up answered (${JSON.stringify(exited)}); log ${logPath}:\n${tail(logPath)}`,
+      );
+    }
+    try {
+      const res = await fetch(`http://${HOST}:${port}/up`, { signal: AbortSignal.timeout(1000) });
+      if (res.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`server did not answer GET /up with 200 within 15 s; log ${logPath}:\n${tail(logPath)}`);
+    }
+    await sleep(100);
+  }
+  return { port, host: HOST, apps, logPath, configPath, proc, stop, exited: () => exited };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting on pusher-js emitters (anything with bind/unbind: channels, connection, user)
+
+/**
+ * Resolves with { data, metadata } for the next `event` on `target` that passes `filter`.
+ * Always bounded.
+ */
+export function waitFor(target, event, { timeout = WAIT_MS, filter = () => true, what } = {}) {
+  let handler;
+  const p = new Promise((resolve) => {
+    handler = (data, metadata) => {
+      if (filter(data, metadata)) resolve({ data, metadata });
+    };
+    target.bind(event, handler);
+  });
+  return withTimeout(p, timeout, what ?? `event '${event}'${target.name ? ` on ${target.name}` : ''}`).finally(
+    () => target.unbind(event, handler),
+  );
+}
+
+/** Records every `event` on `target`; `until(pred)` waits (bounded) for a matching one. */
+export function record(target, event) {
+  const events = [];
+  const waiters = new Set();
+  const handler = (data, metadata) => {
+    const item = { data, metadata };
+    events.push(item);
+    for (const w of waiters) w();
+  };
+  target.bind(event, handler);
+  const label = `'${event}'${target.name ? ` on ${target.name}` : ''}`;
+  return {
+    events,
+    get data() {
+      return events.map((e) => e.data);
+    },
+    /** Waits until `pred(events)` is true. */
+    until(pred, { timeout = WAIT_MS, what } = {}) {
+      let check;
+      const p = new Promise((resolve) => {
+        check = () => {
+          if (pred(events)) resolve(events);
+        };
+        waiters.add(check);
+        check();
+      });
+      return withTimeout(p, timeout, what ?? `${label} (have ${JSON.stringify(events.map((e) => e.data))})`).finally(
+        () => waiters.delete(check),
+      );
+    },
+    /** Waits for at least n events. */
+    count(n, opts) {
+      return this.until((ev) => ev.length >= n, opts);
+    },
+    /** Waits for an event whose data passes `filter`. */
+    some(filter, opts) {
+      return this.until((ev) => ev.some((e) => filter(e.data, e.metadata)), opts).then((ev) =>
+        ev.find((e) => filter(e.data, e.metadata)),
+      );
+    },
+    stop() {
+      target.unbind(event, handler);
+    },
+  };
+}
+
+export function waitForState(client, states, { timeout = WAIT_MS } = {}) {
+  const wanted = Array.isArray(states) ? states : [states];
+  if (wanted.includes(client.connection.state)) return Promise.resolve(client.connection.state);
+  return waitFor(client.connection, 'state_change', {
+    timeout,
+    filter: (s) => wanted.includes(s.current),
+    what: `connection state ${wanted.join('|')} (now ${client.connection.state})`,
+  }).then(({ data }) => data.current);
+}
+
+/** Subscribes and waits for pusher:subscription_succeeded; rejects on pusher:subscription_error. */
+export async function subscribe(client, channelName, { timeout = WAIT_MS } = {}) {
+  const channel = client.subscribe(channelName);
+  let onError;
+  const failed = new Promise((_, reject) => {
+    onError = (err) => reject(new Error(`subscription_error on ${channelName}: ${JSON.stringify(err)}`));
+    channel.bind('pusher:subscription_error', onError);
+  });
+  try {
+    const { data } = await Promise.race([
+      waitFor(channel, 'pusher:subscription_succeeded', { timeout, what: `subscription_succeeded on ${channelName}` }),
+      failed,
+    ]);
+    return { channel, data };
+  } finally {
+    channel.unbind('pusher:subscription_error', onError);
+  }
+}
+
+/** Asserts that a Node SDK call rejects with a RequestError of the given status. */
+export async function expectStatus(promise, status) {
+  try {
+    const res = await promise;
+    const body = await res.text();
+    throw new Error(`expected HTTP ${status}, got ${res.status} ${body}`);
+  } catch (err) {
+    if (err && err.name === 'PusherRequestError') {
+      if (err.status !== status) {
+        throw new Error(`expected HTTP ${status}, got ${err.status ?? err.message} ${err.body ?? ''}`);
+      }
+      return err;
+    }
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A raw WebSocket client, for what pusher-js hides (close codes, exact frames)
+
+export function rawSocket(url, { timeout = WAIT_MS } = {}) {
+  const ws = new WebSocket(url);
+  const messages = [];
+  const waiters = new Set();
+  let closeInfo = null;
+  const notify = () => {
+    for (const w of waiters) w();
+  };
+  ws.on('message', (buf) => {
+    let msg;
+    try {
+      msg = JSON.parse(buf.toString());
+    } catch {
+      msg = { unparsable: buf.toString() };
+    }
+    messages.push(msg);
+    notify();
+  });
+  const closed = new Promise((resolve) => {
+    ws.on('close', (code, reason) => {
+      closeInfo = { code, reason: reason.toString() };
+      notify();
+      resolve(closeInfo);
+    });
+  });
+  ws.on('error', () => {
+    // the close handler reports what matters
+  });
+  const opened = new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode} instead of upgrade`)));
+    ws.once('close', () => reject(new Error('closed before open')));
+  });
+  opened.catch(() => {});
+  return {
+    ws,
+    messages,
+    opened: withTimeout(opened, timeout, `websocket open ${url}`),
+    /** The close {code, reason}, bounded. */
+    closed: (ms = timeout) => withTimeout(closed, ms, `websocket close on ${url}`),
+    get closeInfo() {
+      return closeInfo;
+    },
+    send(obj) {
+      ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
+    },
+    /** Waits for a message with pred(msg) true, among those received so far or later. */
+    next(pred, { timeout: ms = timeout, what = 'matching message' } = {}) {
+      let check;
+      const p = new Promise((resolve, reject) => {
+        check = () => {
+          const m = messages.find(pred);
+          if (m) resolve(m);
+          else if (closeInfo) reject(new Error(`socket closed (${JSON.stringify(closeInfo)}) while waiting for ${what}; got ${JSON.stringify(messages)}`));
+        };
+        waiters.add(check);
+        check();
+      });
+      return withTimeout(p, ms, `${what}; got ${JSON.stringify(messages)}`).finally(() => waiters.delete(check));
+    },
+    close() {
+      try {
+        ws.terminate();
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+/** Parses a server→client `data` field, which must be a JSON string. */
+export function parseData(msg) {
+  if (typeof msg.data !== 'string') {
+    throw new Error(`server→client data must be a JSON string, got ${JSON.stringify(msg.data)}`);
+  }
+  return JSON.parse(msg.data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-test-file server and client bookkeeping
+
+/**
+ * Registers before/after/afterEach hooks that start one server for this test file, disconnect
+ * every client after each test, and print the server log path when a test fails.
+ */
+export function useServer(opts = {}) {
+  const clients = new Set();
+  const raws = new Set();
+  const ctx = {
+    server: null,
+    get port() {
+      return ctx.server.port;
+    },
+    get apps() {
+      return ctx.server.apps;
+    },
+    app(id = MAIN_APP.id) {
+      const app = ctx.server.apps.find((a) => a.id === id);
+      if (!app) throw new Error(`no app ${id} in the config`);
+      return app;
+    },
+
+    /** A Node `pusher` SDK client for an app; `overrides` replace any option. */
+    sdk(appId = MAIN_APP.id, overrides = {}) {
+      const app = ctx.apps.find((a) => a.id === appId) ?? MAIN_APP;
+      return new PusherServer({
+        appId: app.id,
+        key: app.key,
+        secret: app.secret,
+        host: HOST,
+        port: String(ctx.port),
+        useTLS: false,
+        timeout: WAIT_MS,
+        ...overrides,
+      });
+    },
+
+    /**
+     * A pusher-js client. Channel auth and user signin are signed with the Node SDK.
+     * opts.user: user_data for signin ({id, ...}); opts.presence: presence channel_data
+     * ({user_id, user_info}); opts.tamperAuth(auth, params): rewrites the auth response;
+     * opts.key: app key (default the app's); opts.sdk: SDK used for signing.
+     */
+    client(opts = {}) {
+      const app = ctx.app(opts.appId ?? MAIN_APP.id);
+      const signer = opts.sdk ?? ctx.sdk(app.id);
+      const client = new PusherClient(opts.key ?? app.key, {
+        wsHost: HOST,
+        wsPort: ctx.port,
+        forceTLS: false,
+        enabledTransports: ['ws'],
+        disableStats: true,
+        cluster: 'mt1',
+        channelAuthorization: {
+          customHandler: (params, callback) => {
+            try {
+              const presenceData = params.channelName.startsWith('presence-') ? opts.presence : undefined;
+              let auth = signer.authorizeChannel(params.socketId, params.channelName, presenceData);
+              if (opts.tamperAuth) auth = opts.tamperAuth(auth, params);
+              callback(null, auth);
+            } catch (err) {
+              callback(err, null);
+            }
+          },
+        },
+        userAuthentication: {
+          customHandler: (params, callback) => {
+            try {
+              callback(null, signer.authenticateUser(params.socketId, opts.user));
+            } catch (err) {
+              callback(err, null);
+            }
+          },
+        },
+        ...(opts.clientOptions ?? {}),
+      });
+      clients.add(client);
+      return client;
+    },
+
+    /** A pusher-js client that has reached state 'connected'. */
+    async connect(opts = {}) {
+      const client = ctx.client(opts);
+      await waitForState(client, 'connected', { what: 'connected' });
+      return client;
+    },
+
+    /** ws://… URL for a raw socket. */
+    wsUrl(key = MAIN_APP.key, query = '?protocol=7&client=js&version=8.6.0&flash=false') {
+      return `ws://${HOST}:${ctx.port}/app/${key}${query}`;
+    },
+
+    /** A raw WebSocket, closed after the test. */
+    raw(url) {
+      const sock = rawSocket(url);
+      raws.add(sock);
+      return sock;
+    },
+
+    /** A raw socket that has received pusher:connection_established; resolves { sock, socketId }. */
+    async rawConnected(key = MAIN_APP.key) {
+      const sock = ctx.raw(ctx.wsUrl(key));
+      const msg = await sock.next((m) => m.event === 'pusher:connection_established', {
+        what: 'pusher:connection_established',
+      });
+      return { sock, socketId: parseData(msg).socket_id };
+    },
+
+    url(p) {
+      return `http://${HOST}:${ctx.port}${p}`;
+    },
+
+    disconnectAll() {
+      for (const c of clients) {
+        try {
+          c.disconnect();
+        } catch {
+          // already gone
+        }
+      }
+      clients.clear();
+      for (const r of raws) r.close();
+      raws.clear();
+      // Drop the references pusher-js keeps for Pusher.ready().
+      PusherClient.instances.length = 0;
+    },
+  };
+
+  before(async () => {
+    ctx.server = await startServer({ ...opts, name: opts.name ?? 'e2e' });
+  });
+  afterEach(async (t) => {
+    ctx.disconnectAll();
+    if (t.passed === false && ctx.server) {
+      const ex = ctx.server.exited();
+      process.stderr.write(
+        `\n[e2e] '${t.name}' failed; server log: ${ctx.server.logPath}` +
+          (ex ? ` (server exited: ${JSON.stringify(ex)})` : '') +
+          '\n',
+      );
+    }
+    // Let the server process the closes before the next test looks at occupancy.
+    await sleep(50);
+  });
+  after(async () => {
+    ctx.disconnectAll();
+    if (ctx.server) await ctx.server.stop();
+  });
+  return ctx;
+}
+
+/** A fresh channel-name suffix, so tests never see each other's channels. */
+let seq = 0;
+export function uniq(prefix) {
+  seq += 1;
+  return `${prefix}${process.pid}-${seq}`;
+}

@@ -137,8 +137,8 @@ export async function startServer({ apps = DEFAULT_APPS, name = 'e2e', activityT
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-e2e-'));
   const configPath = path.join(dir, 'switchyard.toml');
-  // Port 1 in the file proves that SWITCHYARD_PORT overrides it.
-  fs.writeFileSync(configPath, configToml({ apps, activityTimeoutSecs, port: 1 }));
+  // The file keeps the default port; SWITCHYARD_PORT must override it.
+  fs.writeFileSync(configPath, configToml({ apps, activityTimeoutSecs, port: 6001 }));
   const logPath = path.join(os.tmpdir(), `switchyard-e2e-${name}-${port}.log`);
   const logFd = fs.openSync(logPath, 'w');
   const proc = spawn(BIN, ['--config', configPath], {

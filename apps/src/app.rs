@@ -1,0 +1,194 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+/// A secret that never prints: `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret's text, for signing only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// One application, with the defaults Pusher uses for every setting left out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub id: String,
+    pub key: String,
+    pub secret: Secret,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub enable_client_messages: bool,
+    /// Concurrent connections allowed; 0 means unlimited.
+    #[serde(default)]
+    pub max_connections: u64,
+    #[serde(default)]
+    pub enable_subscription_count: bool,
+    /// When set, a connection must sign in (or subscribe to an authorized channel) within
+    /// `authorization_timeout_secs` or it is closed with 4009.
+    #[serde(default)]
+    pub require_authorized_connections: bool,
+    #[serde(default = "default_authorization_timeout")]
+    pub authorization_timeout_secs: u64,
+    /// Origins allowed to connect (`https://example.com`, or `*` for any); empty allows all.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    // Limits; the defaults are Pusher's documented ones.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: usize,
+    #[serde(default = "default_max_channels")]
+    pub max_channels_per_trigger: usize,
+    #[serde(default = "default_max_batch")]
+    pub max_batch_size: usize,
+    #[serde(default = "default_max_channel_name")]
+    pub max_channel_name_length: usize,
+    #[serde(default = "default_max_event_name")]
+    pub max_event_name_length: usize,
+    #[serde(default = "default_max_members")]
+    pub max_presence_members: usize,
+    #[serde(default = "default_max_user_info")]
+    pub max_presence_user_info_bytes: usize,
+    #[serde(default = "default_client_event_rate")]
+    pub client_events_per_second: u32,
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
+}
+
+/// Where an app's webhooks go and which of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    /// Event names to send (`channel_occupied`, …); empty sends every event.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    #[serde(default)]
+    pub filter: WebhookFilter,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFilter {
+    pub channel_prefix: Option<String>,
+    pub channel_suffix: Option<String>,
+}
+
+impl App {
+    /// A new app with every setting at its default.
+    pub fn new(id: &str, key: &str, secret: &str) -> App {
+        App {
+            id: id.to_owned(),
+            key: key.to_owned(),
+            secret: Secret::new(secret),
+            enabled: true,
+            enable_client_messages: false,
+            max_connections: 0,
+            enable_subscription_count: false,
+            require_authorized_connections: false,
+            authorization_timeout_secs: default_authorization_timeout(),
+            allowed_origins: Vec::new(),
+            max_payload_bytes: default_max_payload(),
+            max_channels_per_trigger: default_max_channels(),
+            max_batch_size: default_max_batch(),
+            max_channel_name_length: default_max_channel_name(),
+            max_event_name_length: default_max_event_name(),
+            max_presence_members: default_max_members(),
+            max_presence_user_info_bytes: default_max_user_info(),
+            client_events_per_second: default_client_event_rate(),
+            webhooks: Vec::new(),
+        }
+    }
+
+    /// Whether a browser `Origin` header may connect.
+    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
+        if self.allowed_origins.is_empty() {
+            return true;
+        }
+        let Some(origin) = origin else {
+            // Non-browser clients send no Origin; the allow-list guards browsers only.
+            return true;
+        };
+        self.allowed_origins
+            .iter()
+            .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_authorization_timeout() -> u64 {
+    30
+}
+fn default_max_payload() -> usize {
+    10 * 1024
+}
+fn default_max_channels() -> usize {
+    100
+}
+fn default_max_batch() -> usize {
+    10
+}
+fn default_max_channel_name() -> usize {
+    164
+}
+fn default_max_event_name() -> usize {
+    200
+}
+fn default_max_members() -> usize {
+    100
+}
+fn default_max_user_info() -> usize {
+    1024
+}
+fn default_client_event_rate() -> u32 {
+    10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let app = App::new("1", "k", "very-secret");
+        let printed = format!("{app:?}");
+        assert!(!printed.contains("very-secret"), "{printed}");
+        assert_eq!(app.secret.expose(), "very-secret");
+    }
+
+    #[test]
+    fn origin_allow_list() {
+        let mut app = App::new("1", "k", "s");
+        assert!(app.allows_origin(Some("https://a.example")));
+        app.allowed_origins = vec!["https://a.example".into()];
+        assert!(app.allows_origin(Some("https://a.example")));
+        assert!(!app.allows_origin(Some("https://b.example")));
+        assert!(app.allows_origin(None));
+    }
+}

@@ -1,0 +1,269 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use switchyard_apps::{App, AppStore};
+use switchyard_bus::{channel_subject, Bus, Envelope};
+use switchyard_protocol::presence::{self, Member};
+use switchyard_protocol::{frame, Channel, ChannelKind};
+use webhook_worker::{WebhookEvent, WebhookJob, WebhookQueue};
+
+use crate::store::ChannelStore;
+use crate::{CachedEvent, ChannelCore, ChannelCounts, CoreError, CountReport};
+
+/// Channels with more subscribers than this get `subscription_count` at most every
+/// [`BUSY_COUNT_INTERVAL`], as Pusher does, so a busy channel is not flooded by its own churn.
+const BUSY_CHANNEL: u64 = 100;
+const BUSY_COUNT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long a cache channel keeps its last event.
+pub const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// The channel-core service: decides transitions in the store, then tells the world.
+pub struct Core {
+    store: Arc<dyn ChannelStore>,
+    bus: Arc<dyn Bus>,
+    apps: Arc<dyn AppStore>,
+    webhooks: Arc<dyn WebhookQueue>,
+    last_count_event: Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl Core {
+    pub fn new(
+        store: Arc<dyn ChannelStore>,
+        bus: Arc<dyn Bus>,
+        apps: Arc<dyn AppStore>,
+        webhooks: Arc<dyn WebhookQueue>,
+    ) -> Core {
+        Core {
+            store,
+            bus,
+            apps,
+            webhooks,
+            last_count_event: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn app(&self, app_id: &str) -> Option<Arc<App>> {
+        self.apps.by_id(app_id).await.ok().flatten()
+    }
+
+    async fn publish(&self, app_id: &str, channel: &str, frame: String, except: Option<&str>) {
+        let env = Envelope::frame(frame, except.map(str::to_owned));
+        if let Err(e) = self
+            .bus
+            .publish(&channel_subject(app_id, channel), env)
+            .await
+        {
+            tracing::warn!(app_id, channel, error = %e, "bus publish failed");
+        }
+    }
+
+    async fn webhook(&self, app: &App, event: WebhookEvent) {
+        if app.webhooks.is_empty() {
+            return;
+        }
+        let job = WebhookJob {
+            app_id: app.id.clone(),
+            event,
+            time_ms: now_ms(),
+        };
+        if let Err(e) = self.webhooks.push(job).await {
+            tracing::error!(app_id = %app.id, error = %e, "webhook enqueue failed");
+        }
+    }
+
+    /// Whether a `subscription_count` event is due for this channel now.
+    fn count_event_due(&self, app_id: &str, channel: &str, count: u64) -> bool {
+        let mut last = self
+            .last_count_event
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = (app_id.to_owned(), channel.to_owned());
+        let now = Instant::now();
+        if count == 0 {
+            last.remove(&key);
+            return false;
+        }
+        let due = count <= BUSY_CHANNEL
+            || last
+                .get(&key)
+                .is_none_or(|t| now.duration_since(*t) >= BUSY_COUNT_INTERVAL);
+        if due {
+            last.insert(key, now);
+        }
+        due
+    }
+
+    async fn apply_report(&self, edge: &str, report: CountReport) -> Result<(), CoreError> {
+        let t = self
+            .store
+            .set_edge_count(&report.app_id, &report.channel, edge, report.count)
+            .await?;
+        if t.before == t.after {
+            return Ok(());
+        }
+        let Some(app) = self.app(&report.app_id).await else {
+            return Ok(());
+        };
+        let channel = report.channel;
+        if t.occupied() {
+            self.webhook(
+                &app,
+                WebhookEvent::ChannelOccupied {
+                    channel: channel.clone(),
+                },
+            )
+            .await;
+        }
+        if t.vacated() {
+            self.webhook(
+                &app,
+                WebhookEvent::ChannelVacated {
+                    channel: channel.clone(),
+                },
+            )
+            .await;
+        }
+        let is_presence =
+            Channel::parse(&channel, usize::MAX).is_ok_and(|c| c.kind() == ChannelKind::Presence);
+        if app.enable_subscription_count
+            && !is_presence
+            && self.count_event_due(&app.id, &channel, t.after)
+        {
+            let frame = frame::subscription_count(&channel, t.after);
+            self.publish(&app.id, &channel, frame, None).await;
+            self.webhook(
+                &app,
+                WebhookEvent::SubscriptionCount {
+                    channel,
+                    subscription_count: t.after,
+                },
+            )
+            .await;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[async_trait]
+impl ChannelCore for Core {
+    async fn report_counts(&self, edge: &str, reports: Vec<CountReport>) -> Result<(), CoreError> {
+        for report in reports {
+            self.apply_report(edge, report).await?;
+        }
+        Ok(())
+    }
+
+    async fn join_presence(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        socket_id: &str,
+        member: Member,
+    ) -> Result<Vec<Member>, CoreError> {
+        let app = self
+            .app(app_id)
+            .await
+            .ok_or_else(|| CoreError::Unavailable(format!("unknown app {app_id}")))?;
+        let result = self
+            .store
+            .join(
+                app_id,
+                channel,
+                edge,
+                socket_id,
+                member.clone(),
+                app.max_presence_members,
+            )
+            .await?;
+        if result.first {
+            let data = presence::member_added_data(&member);
+            let frame = frame::channel_event("pusher_internal:member_added", channel, &data, None);
+            self.publish(app_id, channel, frame, Some(socket_id)).await;
+            let event = WebhookEvent::MemberAdded {
+                channel: channel.to_owned(),
+                user_id: member.user_id,
+            };
+            self.webhook(&app, event).await;
+        }
+        Ok(result.members)
+    }
+
+    async fn leave_presence(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<(), CoreError> {
+        let Some(left) = self.store.leave(app_id, channel, edge, socket_id).await? else {
+            return Ok(());
+        };
+        if left.last {
+            let data = presence::member_removed_data(&left.user_id);
+            let frame =
+                frame::channel_event("pusher_internal:member_removed", channel, &data, None);
+            self.publish(app_id, channel, frame, None).await;
+            if let Some(app) = self.app(app_id).await {
+                let event = WebhookEvent::MemberRemoved {
+                    channel: channel.to_owned(),
+                    user_id: left.user_id,
+                };
+                self.webhook(&app, event).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, CoreError> {
+        Ok(self.store.members(app_id, channel).await?)
+    }
+
+    async fn channel(&self, app_id: &str, channel: &str) -> Result<ChannelCounts, CoreError> {
+        Ok(self.store.counts(app_id, channel).await?)
+    }
+
+    async fn channels(
+        &self,
+        app_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, ChannelCounts)>, CoreError> {
+        Ok(self.store.occupied(app_id, prefix).await?)
+    }
+
+    async fn cache_get(
+        &self,
+        app_id: &str,
+        channel: &str,
+    ) -> Result<Option<CachedEvent>, CoreError> {
+        let cached = self.store.cache_get(app_id, channel).await?;
+        if cached.is_none() {
+            if let Some(app) = self.app(app_id).await {
+                let event = WebhookEvent::CacheMiss {
+                    channel: channel.to_owned(),
+                };
+                self.webhook(&app, event).await;
+            }
+        }
+        Ok(cached.map(|(frame, ttl)| CachedEvent {
+            frame,
+            ttl_secs: ttl.as_secs(),
+        }))
+    }
+
+    async fn cache_put(&self, app_id: &str, channel: &str, frame: String) -> Result<(), CoreError> {
+        Ok(self
+            .store
+            .cache_put(app_id, channel, frame, CACHE_TTL)
+            .await?)
+    }
+}

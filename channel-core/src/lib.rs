@@ -1,0 +1,109 @@
+//! channel-core: the state every edge and the API share.
+//!
+//! [`ChannelCore`] is what edges and the API call. [`Core`] implements it over a
+//! [`ChannelStore`] (memory here, Redis in the distributed mode); a gRPC client implements the
+//! same trait in the distributed mode, so callers never know where core runs.
+
+mod core;
+mod memory;
+mod store;
+
+use async_trait::async_trait;
+use switchyard_protocol::presence::Member;
+
+pub use crate::core::Core;
+pub use memory::MemoryStore;
+pub use store::{ChannelStore, CountTransition, JoinResult, LeaveResult, StoreError};
+
+/// Counts for one channel, as the HTTP API reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelCounts {
+    /// Connections subscribed, summed over every edge.
+    pub subscription_count: u64,
+    /// Distinct presence users (0 for other channels).
+    pub user_count: u64,
+}
+
+/// A cache channel's last event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedEvent {
+    /// The complete frame, replayed as-is to new subscribers.
+    pub frame: String,
+    pub ttl_secs: u64,
+}
+
+/// One edge's subscriber count for one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountReport {
+    pub app_id: String,
+    pub channel: String,
+    pub count: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("presence channel is full ({0} members)")]
+    PresenceFull(usize),
+    #[error("channel state unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::PresenceFull(n) => CoreError::PresenceFull(n),
+            StoreError::Unavailable(m) => CoreError::Unavailable(m),
+        }
+    }
+}
+
+/// What edges and the API need from core.
+///
+/// Contract: join/leave and count reports decide first/last transitions atomically across the
+/// cluster, so `member_added`, `member_removed`, `channel_occupied` and `channel_vacated` are
+/// each emitted exactly once per transition, by core.
+#[async_trait]
+pub trait ChannelCore: Send + Sync {
+    /// An edge's current subscriber counts for the listed channels (absolute, not deltas).
+    async fn report_counts(&self, edge: &str, reports: Vec<CountReport>) -> Result<(), CoreError>;
+
+    /// Adds a presence connection; returns the member list (the new member included).
+    /// Publishes `member_added` (excluding `socket_id`) when this is the user's first
+    /// connection on the channel.
+    async fn join_presence(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        socket_id: &str,
+        member: Member,
+    ) -> Result<Vec<Member>, CoreError>;
+
+    /// Removes a presence connection; publishes `member_removed` after the user's last.
+    async fn leave_presence(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<(), CoreError>;
+
+    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, CoreError>;
+
+    async fn channel(&self, app_id: &str, channel: &str) -> Result<ChannelCounts, CoreError>;
+
+    /// Occupied channels whose name starts with `prefix`.
+    async fn channels(
+        &self,
+        app_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, ChannelCounts)>, CoreError>;
+
+    async fn cache_get(
+        &self,
+        app_id: &str,
+        channel: &str,
+    ) -> Result<Option<CachedEvent>, CoreError>;
+
+    async fn cache_put(&self, app_id: &str, channel: &str, frame: String) -> Result<(), CoreError>;
+}

@@ -1,0 +1,312 @@
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use switchyard_protocol::presence::Member;
+
+use crate::store::{ChannelStore, CountTransition, JoinResult, LeaveResult, StoreError};
+use crate::ChannelCounts;
+
+type Key = (String, String);
+
+/// Channel state in process memory, for the embedded mode. One mutex makes every operation
+/// atomic; each holds it for a map lookup or two, never across an await.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    channels: HashMap<Key, ChannelState>,
+    cache: HashMap<Key, (String, Instant)>,
+    last_sweep: Option<Instant>,
+}
+
+/// How often expired cache entries are swept; reads ignore them in between.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct ChannelState {
+    edge_counts: HashMap<String, u64>,
+    total: u64,
+    /// user id → (member, its connections as (edge, socket)); insertion order kept in `order`.
+    users: HashMap<String, (Member, Vec<(String, String)>)>,
+    order: Vec<String>,
+}
+
+impl ChannelState {
+    fn is_empty(&self) -> bool {
+        self.total == 0 && self.users.is_empty()
+    }
+
+    fn counts(&self) -> ChannelCounts {
+        ChannelCounts {
+            subscription_count: self.total,
+            user_count: self.users.len() as u64,
+        }
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn key(app_id: &str, channel: &str) -> Key {
+    (app_id.to_owned(), channel.to_owned())
+}
+
+#[async_trait]
+impl ChannelStore for MemoryStore {
+    async fn set_edge_count(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        count: u64,
+    ) -> Result<CountTransition, StoreError> {
+        let mut state = self.lock();
+        let k = key(app_id, channel);
+        let ch = state.channels.entry(k.clone()).or_default();
+        let before = ch.total;
+        let old = if count == 0 {
+            ch.edge_counts.remove(edge).unwrap_or(0)
+        } else {
+            ch.edge_counts.insert(edge.to_owned(), count).unwrap_or(0)
+        };
+        ch.total = ch.total - old + count;
+        let after = ch.total;
+        if ch.is_empty() {
+            state.channels.remove(&k);
+        }
+        Ok(CountTransition { before, after })
+    }
+
+    async fn join(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        socket_id: &str,
+        member: Member,
+        max_members: usize,
+    ) -> Result<JoinResult, StoreError> {
+        let mut state = self.lock();
+        let ch = state.channels.entry(key(app_id, channel)).or_default();
+        let conn = (edge.to_owned(), socket_id.to_owned());
+        let known = ch.users.len();
+        let first = match ch.users.get_mut(&member.user_id) {
+            Some((_, conns)) => {
+                if !conns.contains(&conn) {
+                    conns.push(conn);
+                }
+                false
+            }
+            None if known >= max_members => {
+                return Err(StoreError::PresenceFull(max_members));
+            }
+            None => {
+                ch.order.push(member.user_id.clone());
+                ch.users
+                    .insert(member.user_id.clone(), (member, vec![conn]));
+                true
+            }
+        };
+        let members = ch
+            .order
+            .iter()
+            .filter_map(|id| ch.users.get(id).map(|(m, _)| m.clone()))
+            .collect();
+        Ok(JoinResult { first, members })
+    }
+
+    async fn leave(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<Option<LeaveResult>, StoreError> {
+        let mut state = self.lock();
+        let k = key(app_id, channel);
+        let Some(ch) = state.channels.get_mut(&k) else {
+            return Ok(None);
+        };
+        let found = ch.users.iter_mut().find_map(|(id, (_, conns))| {
+            let before = conns.len();
+            conns.retain(|(e, s)| !(e == edge && s == socket_id));
+            (conns.len() < before).then(|| (id.clone(), conns.is_empty()))
+        });
+        let Some((user_id, last)) = found else {
+            return Ok(None);
+        };
+        if last {
+            ch.users.remove(&user_id);
+            ch.order.retain(|id| id != &user_id);
+        }
+        if ch.is_empty() {
+            state.channels.remove(&k);
+        }
+        Ok(Some(LeaveResult { user_id, last }))
+    }
+
+    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .channels
+            .get(&key(app_id, channel))
+            .map(|ch| {
+                ch.order
+                    .iter()
+                    .filter_map(|id| ch.users.get(id).map(|(m, _)| m.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn counts(&self, app_id: &str, channel: &str) -> Result<ChannelCounts, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .channels
+            .get(&key(app_id, channel))
+            .map(ChannelState::counts)
+            .unwrap_or_default())
+    }
+
+    async fn occupied(
+        &self,
+        app_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, ChannelCounts)>, StoreError> {
+        let state = self.lock();
+        let mut out: Vec<(String, ChannelCounts)> = state
+            .channels
+            .iter()
+            .filter(|((app, name), ch)| app == app_id && name.starts_with(prefix) && ch.total > 0)
+            .map(|((_, name), ch)| (name.clone(), ch.counts()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    async fn cache_put(
+        &self,
+        app_id: &str,
+        channel: &str,
+        frame: String,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        // Sweeping at most once a minute keeps the map bounded without an O(n) step per put.
+        if state.last_sweep.is_none_or(|t| now - t > SWEEP_EVERY) {
+            state.cache.retain(|_, (_, expires)| *expires > now);
+            state.last_sweep = Some(now);
+        }
+        state.cache.insert(key(app_id, channel), (frame, now + ttl));
+        Ok(())
+    }
+
+    async fn cache_get(
+        &self,
+        app_id: &str,
+        channel: &str,
+    ) -> Result<Option<(String, Duration)>, StoreError> {
+        let state = self.lock();
+        let now = Instant::now();
+        Ok(state
+            .cache
+            .get(&key(app_id, channel))
+            .filter(|(_, expires)| *expires > now)
+            .map(|(frame, expires)| (frame.clone(), *expires - now)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str) -> Member {
+        Member {
+            user_id: id.into(),
+            user_info: "null".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_sum_over_edges_with_transitions() {
+        let s = MemoryStore::new();
+        let t = s.set_edge_count("a", "c", "e1", 2).await.expect("ok");
+        assert!(t.occupied());
+        let t = s.set_edge_count("a", "c", "e2", 3).await.expect("ok");
+        assert_eq!((t.before, t.after), (2, 5));
+        assert_eq!(s.counts("a", "c").await.expect("ok").subscription_count, 5);
+        s.set_edge_count("a", "c", "e1", 0).await.expect("ok");
+        let t = s.set_edge_count("a", "c", "e2", 0).await.expect("ok");
+        assert!(t.vacated());
+        assert!(s.occupied("a", "").await.expect("ok").is_empty());
+    }
+
+    #[tokio::test]
+    async fn presence_first_and_last_connection() {
+        let s = MemoryStore::new();
+        let j = s
+            .join("a", "presence-x", "e", "1.1", member("u"), 100)
+            .await
+            .expect("ok");
+        assert!(j.first);
+        let j = s
+            .join("a", "presence-x", "e", "1.2", member("u"), 100)
+            .await
+            .expect("ok");
+        assert!(!j.first);
+        assert_eq!(j.members.len(), 1);
+        let l = s.leave("a", "presence-x", "e", "1.1").await.expect("ok");
+        assert_eq!(l.map(|l| l.last), Some(false));
+        let l = s.leave("a", "presence-x", "e", "1.2").await.expect("ok");
+        assert_eq!(l.map(|l| l.last), Some(true));
+        assert_eq!(
+            s.leave("a", "presence-x", "e", "1.2").await.expect("ok"),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn presence_limit_refuses_new_users_only() {
+        let s = MemoryStore::new();
+        s.join("a", "p", "e", "1", member("u1"), 1)
+            .await
+            .expect("ok");
+        assert!(matches!(
+            s.join("a", "p", "e", "2", member("u2"), 1).await,
+            Err(StoreError::PresenceFull(1))
+        ));
+        assert!(s.join("a", "p", "e", "3", member("u1"), 1).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn cache_expires() {
+        let s = MemoryStore::new();
+        s.cache_put("a", "cache-x", "f".into(), Duration::from_secs(60))
+            .await
+            .expect("ok");
+        let (frame, ttl) = s
+            .cache_get("a", "cache-x")
+            .await
+            .expect("ok")
+            .expect("cached");
+        assert_eq!(frame, "f");
+        assert!(ttl <= Duration::from_secs(60) && ttl > Duration::from_secs(58));
+        s.cache_put("a", "cache-y", "g".into(), Duration::ZERO)
+            .await
+            .expect("ok");
+        assert_eq!(s.cache_get("a", "cache-y").await.expect("ok"), None);
+    }
+}

@@ -1,0 +1,107 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use switchyard_protocol::presence::Member;
+
+use crate::ChannelCounts;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("presence channel is full ({0} members)")]
+    PresenceFull(usize),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A channel's cluster-wide subscriber count before and after one edge's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountTransition {
+    pub before: u64,
+    pub after: u64,
+}
+
+impl CountTransition {
+    pub fn occupied(&self) -> bool {
+        self.before == 0 && self.after > 0
+    }
+
+    pub fn vacated(&self) -> bool {
+        self.before > 0 && self.after == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinResult {
+    /// This was the user's first connection on the channel.
+    pub first: bool,
+    pub members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaveResult {
+    pub user_id: String,
+    /// This was the user's last connection on the channel.
+    pub last: bool,
+}
+
+/// Channel state, cut at the operations that must be atomic. Each method is one indivisible
+/// step (one Lua script in Redis), so concurrent callers on several core replicas agree on
+/// every first/last transition.
+#[async_trait]
+pub trait ChannelStore: Send + Sync {
+    /// Sets `edge`'s subscriber count and returns the cluster-wide total before and after.
+    async fn set_edge_count(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        count: u64,
+    ) -> Result<CountTransition, StoreError>;
+
+    /// Adds (edge, socket) as a connection of `member.user_id`. A new user beyond
+    /// `max_members` is refused with `PresenceFull`; a user's further connections never are.
+    async fn join(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        socket_id: &str,
+        member: Member,
+        max_members: usize,
+    ) -> Result<JoinResult, StoreError>;
+
+    /// Removes (edge, socket); `None` when it was not a member.
+    async fn leave(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<Option<LeaveResult>, StoreError>;
+
+    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, StoreError>;
+
+    async fn counts(&self, app_id: &str, channel: &str) -> Result<ChannelCounts, StoreError>;
+
+    /// Channels with at least one subscriber whose name starts with `prefix`.
+    async fn occupied(
+        &self,
+        app_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, ChannelCounts)>, StoreError>;
+
+    async fn cache_put(
+        &self,
+        app_id: &str,
+        channel: &str,
+        frame: String,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// The stored frame and its remaining time to live.
+    async fn cache_get(
+        &self,
+        app_id: &str,
+        channel: &str,
+    ) -> Result<Option<(String, Duration)>, StoreError>;
+}

@@ -25,6 +25,24 @@ pub enum CloseCode {
     GenericError,
 }
 
+const ALL: [CloseCode; 15] = [
+    CloseCode::TlsOnly,
+    CloseCode::AppNotFound,
+    CloseCode::AppDisabled,
+    CloseCode::OverConnectionQuota,
+    CloseCode::PathNotFound,
+    CloseCode::InvalidVersion,
+    CloseCode::UnsupportedProtocol,
+    CloseCode::NoProtocolVersion,
+    CloseCode::Unauthorized,
+    CloseCode::OverCapacity,
+    CloseCode::ReconnectImmediately,
+    CloseCode::PongNotReceived,
+    CloseCode::ClosedAfterInactivity,
+    CloseCode::ClientEventRejected,
+    CloseCode::WatchlistTooLarge,
+];
+
 impl CloseCode {
     pub const fn code(self) -> u16 {
         match self {
@@ -45,6 +63,11 @@ impl CloseCode {
             CloseCode::WatchlistTooLarge => 4302,
             CloseCode::GenericError => 4000,
         }
+    }
+
+    /// The condition a code stands for (the generic error's 4000 reads as `TlsOnly`).
+    pub fn from_code(code: u16) -> Option<CloseCode> {
+        ALL.iter().copied().find(|c| c.code() == code)
     }
 
     pub const fn reason(self) -> &'static str {
@@ -79,5 +102,7 @@ mod tests {
         assert_eq!(CloseCode::OverCapacity.code(), 4100);
         assert_eq!(CloseCode::PongNotReceived.code(), 4201);
         assert_eq!(CloseCode::ClientEventRejected.code(), 4301);
+        assert_eq!(CloseCode::from_code(4100), Some(CloseCode::OverCapacity));
+        assert_eq!(CloseCode::from_code(1000), None);
     }
 }

@@ -6,6 +6,7 @@
 pub mod channel;
 pub mod close;
 pub mod frame;
+pub mod handshake;
 pub mod presence;
 pub mod rest;
 pub mod signature;

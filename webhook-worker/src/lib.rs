@@ -1,12 +1,15 @@
-//! Webhook jobs, the queue they wait in, and (in later work) the worker that delivers them.
+//! Webhook jobs, the queue they wait in, and the worker that signs and delivers them.
 
+mod deliver;
 mod job;
 mod memory;
+mod worker;
 
 use async_trait::async_trait;
 
 pub use job::{WebhookEvent, WebhookJob};
 pub use memory::MemoryQueue;
+pub use worker::{matches, run, WorkerConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {

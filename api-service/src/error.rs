@@ -1,0 +1,52 @@
+use hyper::{Response, StatusCode};
+use switchyard_listener::Body;
+
+/// Every way an API request fails, named after the condition; [`ApiError::status`] is the one
+/// mapping to HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        switchyard_listener::error(self.status(), &self.to_string())
+    }
+}
+
+impl From<channel_core::CoreError> for ApiError {
+    fn from(e: channel_core::CoreError) -> Self {
+        ApiError::Unavailable(format!("channel state unavailable: {e}"))
+    }
+}
+
+impl From<switchyard_bus::BusError> for ApiError {
+    fn from(e: switchyard_bus::BusError) -> Self {
+        ApiError::Unavailable(format!("event bus unavailable: {e}"))
+    }
+}

@@ -1,0 +1,149 @@
+//! api-service: the Pusher HTTP API.
+//!
+//! Stateless: every request is authenticated against the app store, events go straight to the
+//! bus, and queries go to channel-core.
+
+mod auth;
+mod channels;
+mod error;
+mod trigger;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use channel_core::ChannelCore;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{header, Method, Request, Response, StatusCode};
+use serde_json::Value;
+use switchyard_apps::AppStore;
+use switchyard_bus::{user_subject, Bus, Control, Envelope};
+use switchyard_listener::Body;
+use switchyard_protocol::rest::Query;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use error::ApiError;
+
+/// Bodies above this are refused with 413 before they are read: a batch of 10 events of
+/// 10 KB, JSON-escaped, fits comfortably.
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
+
+/// What the API talks to.
+#[derive(Clone)]
+pub struct ApiDeps {
+    pub apps: Arc<dyn AppStore>,
+    pub core: Arc<dyn ChannelCore>,
+    pub bus: Arc<dyn Bus>,
+}
+
+pub struct Api {
+    deps: ApiDeps,
+}
+
+impl Api {
+    pub fn new(deps: ApiDeps) -> Arc<Api> {
+        Arc::new(Api { deps })
+    }
+
+    /// Handles a request under `/apps/`.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        match self.route(req).await {
+            Ok(body) => switchyard_listener::json(StatusCode::OK, body.to_string()),
+            Err(e) => {
+                tracing::debug!(error = %e, status = %e.status(), "api request refused");
+                e.into_response()
+            }
+        }
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Result<Value, ApiError> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let query = Query::parse(req.uri().query().unwrap_or(""));
+        let json_body = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+        let body = read_body(req).await?;
+        if !body.is_empty() && !json_body {
+            return Err(ApiError::UnsupportedMediaType(
+                "request bodies must be JSON with Content-Type: application/json".into(),
+            ));
+        }
+        let segments: Vec<String> = path
+            .trim_matches('/')
+            .split('/')
+            .map(percent_decode)
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let ["apps", app_id, rest @ ..] = segments.as_slice() else {
+            return Err(ApiError::NotFound(format!("no such endpoint: {path}")));
+        };
+        let app = auth::authenticate(
+            self.deps.apps.as_ref(),
+            app_id,
+            method.as_str(),
+            &path,
+            &query,
+            &body,
+        )
+        .await?;
+        match (&method, rest) {
+            (&Method::POST, ["events"]) => self.events(&app, &body).await,
+            (&Method::POST, ["batch_events"]) => self.batch_events(&app, &body).await,
+            (&Method::GET, ["channels"]) => self.channels(&app, &query).await,
+            (&Method::GET, ["channels", name]) => self.channel(&app, name, &query).await,
+            (&Method::GET, ["channels", name, "users"]) => self.users(&app, name).await,
+            (&Method::POST, ["users", user_id, "terminate_connections"]) => {
+                let envelope = Envelope::control(Control::TerminateUser);
+                self.deps
+                    .bus
+                    .publish(&user_subject(&app.id, user_id), envelope)
+                    .await?;
+                Ok(Value::Object(Default::default()))
+            }
+            _ => Err(ApiError::NotFound(format!(
+                "no such endpoint: {method} {path}"
+            ))),
+        }
+    }
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge(
+            format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+        )),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "could not read request body: {e}"
+        ))),
+    }
+}
+
+fn percent_decode(segment: &str) -> String {
+    // Reuse the query decoder: a path segment decodes the same way.
+    Query::parse(&format!("x={}", segment.replace('&', "%26")))
+        .get("x")
+        .unwrap_or(segment)
+        .to_owned()
+}
+
+/// Runs a standalone API on `listener` until `shutdown`.
+pub async fn run(listener: TcpListener, deps: ApiDeps, shutdown: CancellationToken) {
+    let api = Api::new(deps);
+    let handler: switchyard_listener::Handler = Arc::new(move |req, _peer| {
+        let api = api.clone();
+        Box::pin(async move { api.handle(req).await })
+    });
+    let tracker = TaskTracker::new();
+    switchyard_listener::serve(listener, handler, shutdown, tracker.clone()).await;
+    tracker.close();
+    tracker.wait().await;
+}

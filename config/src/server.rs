@@ -1,0 +1,92 @@
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[server]`: where to listen and how connections behave. Defaults match Pusher and soketi.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// Seconds of client silence before the server pings (sent to clients in the handshake).
+    pub activity_timeout_secs: u64,
+    /// Seconds to wait for a pong after that ping before closing with 4201.
+    pub pong_timeout_secs: u64,
+    /// Largest inbound WebSocket message; larger ones close the connection with 1009.
+    pub max_message_bytes: usize,
+    /// Frames queued per connection before it is closed as a slow consumer (4100).
+    pub outbound_queue: usize,
+    /// Seconds shutdown waits for connections to close after telling them to reconnect.
+    pub shutdown_grace_secs: u64,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "0.0.0.0".into(),
+            port: 6001,
+            activity_timeout_secs: 120,
+            pong_timeout_secs: 30,
+            max_message_bytes: 64 * 1024,
+            outbound_queue: 1024,
+            shutdown_grace_secs: 10,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Keys that `SWITCHYARD_<KEY>` overrides.
+    pub const KEYS: [&'static str; 8] = [
+        "host",
+        "port",
+        "activity_timeout_secs",
+        "pong_timeout_secs",
+        "max_message_bytes",
+        "outbound_queue",
+        "shutdown_grace_secs",
+        "log_format",
+    ];
+
+    pub fn activity_timeout(&self) -> Duration {
+        Duration::from_secs(self.activity_timeout_secs)
+    }
+
+    pub fn pong_timeout(&self) -> Duration {
+        Duration::from_secs(self.pong_timeout_secs)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub(crate) fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.host.parse::<std::net::IpAddr>().is_err() && self.host != "localhost" {
+            errors.push(format!(
+                "[server] host {:?} is not an IP address",
+                self.host
+            ));
+        }
+        if self.activity_timeout_secs == 0 || self.pong_timeout_secs == 0 {
+            errors.push(
+                "[server] activity_timeout_secs and pong_timeout_secs must be at least 1".into(),
+            );
+        }
+        if self.max_message_bytes < 1024 {
+            errors.push("[server] max_message_bytes must be at least 1024".into());
+        }
+        if self.outbound_queue == 0 {
+            errors.push("[server] outbound_queue must be at least 1".into());
+        }
+        errors
+    }
+}

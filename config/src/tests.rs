@@ -1,0 +1,120 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn no_file_gives_the_default_app_on_6001() {
+    let c = Config::load(None, &env(&[])).expect("valid");
+    assert_eq!(c.server.port, 6001);
+    assert_eq!(c.apps.len(), 1);
+    assert_eq!(
+        (c.apps[0].id.as_str(), c.apps[0].key.as_str()),
+        ("app-id", "app-key")
+    );
+    assert_eq!(c.apps[0].secret.expose(), "app-secret");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let file = "[server]\nport = 7000\nhost = \"127.0.0.1\"\n";
+    let c = Config::load(Some(file), &env(&[("SWITCHYARD_PORT", "7100")])).expect("valid");
+    assert_eq!(c.server.port, 7100);
+    assert_eq!(c.server.host, "127.0.0.1");
+}
+
+#[test]
+fn default_app_from_the_environment() {
+    let c = Config::load(
+        None,
+        &env(&[
+            ("SWITCHYARD_DEFAULT_APP_ID", "42"),
+            ("SWITCHYARD_DEFAULT_APP_KEY", "k"),
+            ("SWITCHYARD_DEFAULT_APP_SECRET", "s"),
+            ("SWITCHYARD_DEFAULT_APP_ENABLE_CLIENT_MESSAGES", "true"),
+            ("SWITCHYARD_DEFAULT_APP_MAX_CONNECTIONS", "5"),
+            (
+                "SWITCHYARD_DEFAULT_APP_WEBHOOK_URL",
+                "http://127.0.0.1:9/hook",
+            ),
+            (
+                "SWITCHYARD_DEFAULT_APP_REQUIRE_AUTHORIZED_CONNECTIONS",
+                "true",
+            ),
+        ]),
+    )
+    .expect("valid");
+    let app = &c.apps[0];
+    assert_eq!((app.id.as_str(), app.key.as_str()), ("42", "k"));
+    assert!(app.enable_client_messages && app.require_authorized_connections);
+    assert_eq!(app.max_connections, 5);
+    assert_eq!(app.webhooks[0].url, "http://127.0.0.1:9/hook");
+}
+
+#[test]
+fn file_apps_replace_the_default_app() {
+    let file =
+        "[[apps]]\nid = \"1\"\nkey = \"k1\"\nsecret = \"s1\"\nenable_client_messages = true\n";
+    let c = Config::load(Some(file), &env(&[])).expect("valid");
+    assert_eq!(c.apps.len(), 1);
+    assert!(c.apps[0].enable_client_messages);
+    assert_eq!(c.apps[0].max_payload_bytes, 10 * 1024);
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let file = r#"
+[server]
+port = "not a number"
+
+[[apps]]
+id = "1"
+key = "k"
+secret = "s"
+bogus = 1
+
+[[apps]]
+id = "2"
+key = "k2"
+secret = "s2"
+max_batch_size = 0
+
+[[apps]]
+id = "2"
+key = "k3"
+secret = "s3"
+
+[extra]
+"#;
+    let errors = Config::load(
+        Some(file),
+        &env(&[("SWITCHYARD_DEFAULT_APP_ENABLE_CLIENT_MESSAGES", "maybe")]),
+    )
+    .expect_err("invalid")
+    .0;
+    let all = errors.join("\n");
+    for needle in [
+        "[server]",
+        "apps[0]",
+        "max_batch_size",
+        "share the id",
+        "[extra]",
+        "ENABLE_CLIENT_MESSAGES",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+}
+
+#[test]
+fn invalid_toml_is_reported() {
+    let errors = Config::load(Some("[server"), &env(&[]))
+        .expect_err("invalid")
+        .0;
+    assert!(errors[0].contains("not valid TOML"));
+}

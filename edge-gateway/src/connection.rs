@@ -1,0 +1,214 @@
+//! One task per connection: reads frames, writes queued frames, keeps the heartbeat, and
+//! cleans up every trace of the connection when it ends, however it ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use switchyard_protocol::{frame, CloseCode};
+use tokio::sync::mpsc;
+use tokio::time::{sleep, sleep_until, Instant};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::events;
+use crate::peer::{self, Mailbox};
+use crate::session::Session;
+use crate::Edge;
+
+pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Frames written per flush when several are queued: one syscall for a burst.
+const WRITE_BATCH: usize = 64;
+/// How long to wait for the client's reply to our close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// How a connection ended.
+enum End {
+    /// The client closed or the socket failed: nothing left to send.
+    Gone,
+    /// We close with this code and reason.
+    Close(u16, String),
+}
+
+impl End {
+    fn code(code: CloseCode) -> End {
+        End::Close(code.code(), code.reason().to_owned())
+    }
+}
+
+/// Sends `pusher:error` and closes: for a connection that never became a session.
+pub(crate) async fn refuse(mut ws: Socket, code: CloseCode) {
+    let _ = ws
+        .send(Message::text(frame::error(code.code(), code.reason())))
+        .await;
+    close(ws, code.code(), code.reason()).await;
+}
+
+async fn close(mut ws: Socket, code: u16, reason: &str) {
+    let close = CloseFrame {
+        code: WsCloseCode::from(code),
+        reason: reason.into(),
+    };
+    if ws.close(Some(close)).await.is_err() {
+        return;
+    }
+    // Read until the client answers so our FIN does not race unread bytes into a TCP reset,
+    // which could destroy the close frame before the client reads it.
+    let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+    let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
+}
+
+/// Admits a connection for `app_key` and serves it until it ends.
+pub(crate) async fn start(edge: Arc<Edge>, ws: Socket, app_key: &str, origin: Option<&str>) {
+    let app = match edge.deps.apps.by_key(app_key).await {
+        Ok(Some(app)) => app,
+        Ok(None) => return refuse(ws, CloseCode::AppNotFound).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "app lookup failed");
+            return refuse(ws, CloseCode::OverCapacity).await;
+        }
+    };
+    if !app.enabled {
+        return refuse(ws, CloseCode::AppDisabled).await;
+    }
+    if !app.allows_origin(origin) {
+        return refuse(ws, CloseCode::Unauthorized).await;
+    }
+    if !edge.admit(&app.id, app.max_connections) {
+        return refuse(ws, CloseCode::OverConnectionQuota).await;
+    }
+    let (peer, mailbox) = peer::pair(edge.config.outbound_queue);
+    let mut session = Session::new(edge.next_socket_id(), app, peer);
+    let (ws, end) = serve(&edge, &mut session, ws, mailbox).await;
+    let channels: Vec<String> = session.channels.keys().cloned().collect();
+    for channel in channels {
+        events::leave(&edge, &mut session, &channel).await;
+    }
+    events::sign_out(&edge, &mut session);
+    edge.release(&session.app.id);
+    if let End::Close(code, reason) = end {
+        close(ws, code, &reason).await;
+    }
+}
+
+async fn serve(
+    edge: &Arc<Edge>,
+    session: &mut Session,
+    mut ws: Socket,
+    mut mailbox: Mailbox,
+) -> (Socket, End) {
+    let activity = edge.config.activity_timeout;
+    let hello = frame::connection_established(&session.socket_id, activity.as_secs());
+    if ws.send(Message::text(hello)).await.is_err() {
+        return (ws, End::Gone);
+    }
+    let idle = sleep(activity);
+    tokio::pin!(idle);
+    let mut awaiting_pong = false;
+    let auth_deadline = session
+        .app
+        .require_authorized_connections
+        .then(|| Instant::now() + Duration::from_secs(session.app.authorization_timeout_secs));
+    let auth_timer = sleep_until(
+        auth_deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365)),
+    );
+    tokio::pin!(auth_timer);
+    let end = loop {
+        tokio::select! {
+            biased;
+            code = mailbox.kill.killed() => {
+                break CloseCode::from_code(code).map_or(End::Gone, End::code);
+            }
+            () = edge.shutdown.cancelled() => break End::code(CloseCode::ReconnectImmediately),
+            () = &mut auth_timer, if auth_deadline.is_some() && !session.authorized => {
+                break End::Close(CloseCode::Unauthorized.code(), "Connection not authorized within timeout".into());
+            }
+            frame = mailbox.rx.recv() => {
+                let Some(frame) = frame else { break End::Gone };
+                if write_batch(&mut ws, &mut mailbox.rx, frame).await.is_err() {
+                    break End::Gone;
+                }
+            }
+            msg = ws.next() => {
+                idle.as_mut().reset(Instant::now() + activity);
+                awaiting_pong = false;
+                let text = match msg {
+                    None => break End::Gone,
+                    Some(Err(e)) => break read_error(e),
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        let err = frame::error(CloseCode::GenericError.code(), "binary frames are not supported; send JSON text frames");
+                        if ws.send(Message::text(err)).await.is_err() { break End::Gone }
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_))) => break End::Gone,
+                    // Pings are answered by the WebSocket layer; pongs only count as activity.
+                    Some(Ok(_)) => continue,
+                };
+                let reply = events::dispatch(edge, session, &text).await;
+                if write_all(&mut ws, reply.frames).await.is_err() {
+                    break End::Gone;
+                }
+                if let Some(code) = reply.close {
+                    break End::code(code);
+                }
+            }
+            () = &mut idle => {
+                if awaiting_pong {
+                    break End::code(CloseCode::PongNotReceived);
+                }
+                if ws.send(Message::text(frame::ping())).await.is_err() {
+                    break End::Gone;
+                }
+                awaiting_pong = true;
+                idle.as_mut().reset(Instant::now() + edge.config.pong_timeout);
+            }
+        }
+    };
+    (ws, end)
+}
+
+fn read_error(e: WsError) -> End {
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => End::Close(
+            1009,
+            format!("message of {size} bytes exceeds the limit of {max_size}"),
+        ),
+        WsError::Capacity(e) => End::Close(1009, e.to_string()),
+        WsError::Utf8(_) => End::Close(1007, "invalid UTF-8 in text frame".into()),
+        WsError::Protocol(e) => End::Close(1002, e.to_string()),
+        _ => End::Gone,
+    }
+}
+
+async fn write_all(ws: &mut Socket, frames: Vec<String>) -> Result<(), WsError> {
+    if frames.is_empty() {
+        return Ok(());
+    }
+    for frame in frames {
+        ws.feed(Message::text(frame)).await?;
+    }
+    ws.flush().await
+}
+
+/// Writes `first` and whatever else is already queued, then flushes once.
+async fn write_batch(
+    ws: &mut Socket,
+    queue: &mut mpsc::Receiver<Utf8Bytes>,
+    first: Utf8Bytes,
+) -> Result<(), WsError> {
+    ws.feed(Message::Text(first)).await?;
+    for _ in 1..WRITE_BATCH {
+        match queue.try_recv() {
+            Ok(frame) => ws.feed(Message::Text(frame)).await?,
+            Err(_) => break,
+        }
+    }
+    ws.flush().await
+}

@@ -1,0 +1,87 @@
+//! One module per client event, each `handle(edge, session, …) -> Reply`; [`dispatch`] is the
+//! single match that routes a frame to its handler.
+
+mod client_event;
+mod ping;
+mod signin;
+mod subscribe;
+mod unsubscribe;
+
+use std::sync::Arc;
+
+use switchyard_protocol::{frame, ClientFrame, CloseCode};
+
+use crate::session::Session;
+use crate::Edge;
+
+pub(crate) use signin::sign_out;
+pub(crate) use unsubscribe::leave;
+
+/// What to send back on this connection, in order, and whether to close it afterwards.
+#[derive(Debug, Default)]
+pub(crate) struct Reply {
+    pub frames: Vec<String>,
+    pub close: Option<CloseCode>,
+}
+
+impl Reply {
+    pub fn none() -> Reply {
+        Reply::default()
+    }
+
+    pub fn frame(frame: String) -> Reply {
+        Reply {
+            frames: vec![frame],
+            close: None,
+        }
+    }
+
+    pub fn frames(frames: Vec<String>) -> Reply {
+        Reply {
+            frames,
+            close: None,
+        }
+    }
+
+    /// An error event followed by a close with the same code.
+    pub fn fatal(code: CloseCode, message: &str) -> Reply {
+        Reply {
+            frames: vec![frame::error(code.code(), message)],
+            close: Some(code),
+        }
+    }
+
+    /// A `pusher:error` that leaves the connection open.
+    pub fn error(code: CloseCode, message: &str) -> Reply {
+        Reply::frame(frame::error(code.code(), message))
+    }
+}
+
+pub(crate) async fn dispatch(edge: &Arc<Edge>, session: &mut Session, text: &str) -> Reply {
+    let parsed = match ClientFrame::parse(text) {
+        Ok(parsed) => parsed,
+        Err(e) => return Reply::error(CloseCode::GenericError, &e.to_string()),
+    };
+    match parsed {
+        ClientFrame::Ping => ping::handle(),
+        ClientFrame::Pong => Reply::none(),
+        ClientFrame::Subscribe {
+            channel,
+            auth,
+            channel_data,
+        } => subscribe::handle(edge, session, channel, auth, channel_data).await,
+        ClientFrame::Unsubscribe { channel } => unsubscribe::handle(edge, session, &channel).await,
+        ClientFrame::Signin { auth, user_data } => {
+            signin::handle(edge, session, &auth, &user_data).await
+        }
+        ClientFrame::ClientEvent {
+            event,
+            channel,
+            data,
+        } => client_event::handle(edge, session, &event, &channel, data).await,
+        ClientFrame::Unknown { event } => Reply::error(
+            CloseCode::GenericError,
+            &format!("unsupported event {event:?}"),
+        ),
+    }
+}

@@ -1,0 +1,144 @@
+//! The edge's local index: which sockets hold which channel and user, and fan-out to them.
+//!
+//! A channel's bus subscription lives exactly as long as it has a local subscriber. A frame is
+//! turned into `Utf8Bytes` once per edge and cloned (a reference count) into each socket's
+//! bounded queue; a socket whose queue is full is closed with 4100 instead of slowing the rest.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use switchyard_bus::{Bus, BusError, Control, Envelope};
+use switchyard_protocol::CloseCode;
+use tokio::sync::OnceCell;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::peer::Peer;
+
+/// (app id, channel or user id)
+pub(crate) type Key = (Arc<str>, Arc<str>);
+
+#[derive(Default)]
+pub(crate) struct Hub {
+    channels: Mutex<HashMap<Key, Local>>,
+    users: Mutex<HashMap<Key, Local>>,
+}
+
+/// Local sockets of one channel or user, and the bus subscription feeding them.
+struct Local {
+    sockets: HashMap<Arc<str>, Peer>,
+    feed: Arc<OnceCell<Feed>>,
+}
+
+/// The task that moves bus messages into the hub; aborting it drops the bus subscription.
+pub(crate) struct Feed(JoinHandle<()>);
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is a single map operation; a panic elsewhere leaves it usable.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Which index a key lives in.
+#[derive(Clone, Copy)]
+pub(crate) enum Index {
+    Channel,
+    User,
+}
+
+impl Hub {
+    fn map(&self, index: Index) -> &Mutex<HashMap<Key, Local>> {
+        match index {
+            Index::Channel => &self.channels,
+            Index::User => &self.users,
+        }
+    }
+
+    /// Adds a socket; returns the local count after, and the cell holding the bus feed, which
+    /// the caller must initialise (once, shared by concurrent first subscribers) before
+    /// telling the client it is subscribed.
+    pub(crate) fn add(
+        &self,
+        index: Index,
+        key: &Key,
+        socket_id: &Arc<str>,
+        peer: &Peer,
+    ) -> (usize, Arc<OnceCell<Feed>>) {
+        let mut map = lock(self.map(index));
+        let local = map.entry(key.clone()).or_insert_with(|| Local {
+            sockets: HashMap::new(),
+            feed: Arc::new(OnceCell::new()),
+        });
+        local.sockets.insert(socket_id.clone(), peer.clone());
+        (local.sockets.len(), local.feed.clone())
+    }
+
+    /// Removes a socket; returns the local count after. The last one drops the bus feed.
+    pub(crate) fn remove(&self, index: Index, key: &Key, socket_id: &str) -> usize {
+        let mut map = lock(self.map(index));
+        let Some(local) = map.get_mut(key) else {
+            return 0;
+        };
+        local.sockets.remove(socket_id);
+        let left = local.sockets.len();
+        if left == 0 {
+            map.remove(key);
+        }
+        left
+    }
+
+    pub(crate) fn count(&self, index: Index, key: &Key) -> usize {
+        lock(self.map(index))
+            .get(key)
+            .map_or(0, |l| l.sockets.len())
+    }
+
+    /// Writes a bus message to every local socket of `key`.
+    pub(crate) fn deliver(&self, index: Index, key: &Key, envelope: Envelope) {
+        let map = lock(self.map(index));
+        let Some(local) = map.get(key) else {
+            return;
+        };
+        if let Some(Control::TerminateUser) = envelope.control {
+            for peer in local.sockets.values() {
+                peer.close(CloseCode::Unauthorized);
+            }
+            return;
+        }
+        let text = match Utf8Bytes::try_from(envelope.payload) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!(error = %e, "bus frame is not UTF-8; dropped");
+                return;
+            }
+        };
+        let except = envelope.except_socket.as_deref();
+        for (socket_id, peer) in &local.sockets {
+            if Some(socket_id.as_ref()) != except {
+                peer.send(text.clone());
+            }
+        }
+    }
+}
+
+/// Subscribes to `subject` and spawns the task that feeds its messages to `key`'s sockets.
+pub(crate) async fn start_feed(
+    hub: Arc<Hub>,
+    bus: &dyn Bus,
+    index: Index,
+    key: Key,
+    subject: &str,
+) -> Result<Feed, BusError> {
+    let mut sub = bus.subscribe(subject).await?;
+    let task = tokio::spawn(async move {
+        while let Some(envelope) = sub.next().await {
+            hub.deliver(index, &key, envelope);
+        }
+    });
+    Ok(Feed(task))
+}

@@ -1,0 +1,187 @@
+//! edge-gateway: holds WebSocket connections and speaks Pusher protocol 7.
+//!
+//! Each connection is one task ([`connection`]); client events are handled one file per event
+//! ([`events`]); the local index and fan-out live in [`hub`]. Everything the edge needs from
+//! the rest of the system arrives as trait objects in [`EdgeDeps`].
+
+mod connection;
+mod events;
+mod hub;
+mod peer;
+mod reporter;
+mod session;
+mod upgrade;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use channel_core::ChannelCore;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use switchyard_apps::AppStore;
+use switchyard_bus::Bus;
+use switchyard_listener::Body;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use webhook_worker::WebhookQueue;
+
+use crate::hub::Hub;
+use crate::reporter::Reporter;
+
+/// Edge settings; durations and sizes already parsed.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// This edge's name in core (leases, counts). Unique per running edge.
+    pub edge_id: String,
+    /// Silence after which the server pings the client (`activity_timeout` in the handshake).
+    pub activity_timeout: Duration,
+    /// Time allowed for a pong after the server's ping before closing with 4201.
+    pub pong_timeout: Duration,
+    /// Largest inbound message; larger ones close the connection with 1009.
+    pub max_message_bytes: usize,
+    /// Frames queued per socket before it counts as a slow consumer (closed with 4100).
+    pub outbound_queue: usize,
+    /// How long shutdown waits for connections to close after sending 4200.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            edge_id: "edge-1".into(),
+            activity_timeout: Duration::from_secs(120),
+            pong_timeout: Duration::from_secs(30),
+            max_message_bytes: 64 * 1024,
+            outbound_queue: 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the edge talks to.
+#[derive(Clone)]
+pub struct EdgeDeps {
+    pub apps: Arc<dyn AppStore>,
+    pub core: Arc<dyn ChannelCore>,
+    pub bus: Arc<dyn Bus>,
+    pub webhooks: Arc<dyn WebhookQueue>,
+}
+
+/// One running edge.
+pub struct Edge {
+    config: EdgeConfig,
+    deps: EdgeDeps,
+    hub: Arc<Hub>,
+    reporter: Arc<Reporter>,
+    socket_prefix: u64,
+    next_socket: AtomicU64,
+    app_connections: Mutex<HashMap<String, u64>>,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+}
+
+impl Edge {
+    /// Builds an edge and starts its background reporter. Connections stop on `shutdown`.
+    pub fn new(config: EdgeConfig, deps: EdgeDeps, shutdown: CancellationToken) -> Arc<Edge> {
+        let edge = Arc::new(Edge {
+            config,
+            deps,
+            hub: Arc::new(Hub::default()),
+            reporter: Arc::new(Reporter::default()),
+            // Random so socket ids from different edges and restarts do not collide.
+            socket_prefix: rand::random::<u32>() as u64,
+            next_socket: AtomicU64::new(rand::random::<u32>() as u64),
+            app_connections: Mutex::new(HashMap::new()),
+            shutdown,
+            connections: TaskTracker::new(),
+        });
+        let reporter = edge.reporter.clone();
+        tokio::spawn(reporter.run(
+            edge.config.edge_id.clone(),
+            edge.hub.clone(),
+            edge.deps.core.clone(),
+            edge.shutdown.clone(),
+        ));
+        edge
+    }
+
+    /// Handles a request for `/app/{key}`: the WebSocket upgrade.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        upgrade::handle(self, req, peer)
+    }
+
+    /// Waits until every connection has closed, at most the shutdown grace period, then sends
+    /// the final counts to core.
+    pub async fn drain(&self) {
+        self.connections.close();
+        if tokio::time::timeout(self.config.shutdown_grace, self.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the shutdown grace period");
+        }
+        self.reporter
+            .flush(&self.config.edge_id, &self.hub, self.deps.core.as_ref())
+            .await;
+    }
+
+    fn next_socket_id(&self) -> Arc<str> {
+        let n = self.next_socket.fetch_add(1, Ordering::Relaxed);
+        switchyard_protocol::socket_id::format(self.socket_prefix, n).into()
+    }
+
+    /// Counts a new connection against the app's quota (0 = unlimited).
+    fn admit(&self, app_id: &str, max: u64) -> bool {
+        let mut counts = self
+            .app_connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let n = counts.entry(app_id.to_owned()).or_default();
+        if max > 0 && *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release(&self, app_id: &str) {
+        let mut counts = self
+            .app_connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = counts.get_mut(app_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(app_id);
+            }
+        }
+    }
+}
+
+/// Runs a standalone edge on `listener` until `shutdown`, then drains.
+pub async fn run(
+    listener: TcpListener,
+    config: EdgeConfig,
+    deps: EdgeDeps,
+    shutdown: CancellationToken,
+) {
+    let edge = Edge::new(config, deps, shutdown.clone());
+    let handler_edge = edge.clone();
+    let handler: switchyard_listener::Handler = Arc::new(move |req, peer| {
+        let edge = handler_edge.clone();
+        Box::pin(async move { edge.handle(req, peer).await })
+    });
+    let tracker = TaskTracker::new();
+    switchyard_listener::serve(listener, handler, shutdown, tracker.clone()).await;
+    edge.drain().await;
+    tracker.close();
+    tracker.wait().await;
+}

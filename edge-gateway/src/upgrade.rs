@@ -1,0 +1,84 @@
+//! The HTTP → WebSocket upgrade. The handshake always completes, even for a bad app or path,
+//! because Pusher clients only act on a WebSocket close code: a refused HTTP request would
+//! make them retry forever.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use switchyard_listener::{error, Body};
+use switchyard_protocol::handshake;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::connection::{self, Socket};
+use crate::Edge;
+
+/// Bytes read from the socket at a time. Small because it is allocated per connection for
+/// its whole life; larger frames grow it on demand.
+const READ_BUFFER: usize = 2048;
+
+pub(crate) fn handle(edge: Arc<Edge>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let is_upgrade = header_has(&req, header::CONNECTION, "upgrade")
+        && header_has(&req, header::UPGRADE, "websocket");
+    let Some(key) = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| is_upgrade)
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)",
+        );
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_owned);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(Some(edge.config.max_message_bytes))
+        .max_frame_size(Some(edge.config.max_message_bytes));
+    let tracker = edge.connections.clone();
+    tracker.spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(error = %e, %peer, "upgrade failed");
+                return;
+            }
+        };
+        let ws: Socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        match handshake::app_key(&path, &query) {
+            Ok(app_key) => connection::start(edge, ws, app_key, origin.as_deref()).await,
+            Err(code) => connection::refuse(ws, code).await,
+        }
+    });
+    let mut res = Response::new(Body::default());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    res
+}
+
+fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {
+    req.headers().get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}

@@ -1,0 +1,100 @@
+//! Accepts TCP connections and serves HTTP/1.1 (with upgrades) to a handler until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub type Body = Full<Bytes>;
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A request handler shared by every connection.
+pub type Handler =
+    Arc<dyn Fn(Request<Incoming>, SocketAddr) -> BoxFuture<Response<Body>> + Send + Sync>;
+
+/// How long a client may take to send request headers before the connection is dropped.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `handler` on `listener` until `shutdown` fires; connection tasks join `tracker`.
+///
+/// On shutdown the accept loop stops and open HTTP connections finish their current request
+/// (graceful shutdown). Upgraded connections (WebSockets) are the handler's to close: they
+/// watch the same token.
+pub async fn serve(
+    listener: TcpListener,
+    handler: Handler,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors or similar: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let service = service_fn(move |req| {
+                let fut = handler(req, peer);
+                async move { Ok::<_, std::convert::Infallible>(fut.await) }
+            });
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::debug!(error = %e, %peer, "http connection ended with error");
+                    }
+                }
+                () = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+/// A JSON response with the given status.
+pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut res = Response::new(Full::new(body.into()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// A JSON error body `{"error": message}` with the given status.
+pub fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json(status, serde_json::json!({ "error": message }).to_string())
+}

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub use memory::MemoryBus;
-pub use subject::{channel_subject, decode_token, encode_token, user_subject};
+pub use subject::{channel_subject, decode_token, encode_token, user_subject, watch_subject};
 
 /// One message on the bus: the frame bytes plus routing headers.
 #[derive(Debug, Clone, PartialEq, Eq)]

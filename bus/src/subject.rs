@@ -12,6 +12,15 @@ pub fn user_subject(app_id: &str, user_id: &str) -> String {
     format!("sy.{}.user.{}", encode_token(app_id), encode_token(user_id))
 }
 
+/// `sy.<app>.watch.<user id>`: online/offline events for the user's watchers.
+pub fn watch_subject(app_id: &str, user_id: &str) -> String {
+    format!(
+        "sy.{}.watch.{}",
+        encode_token(app_id),
+        encode_token(user_id)
+    )
+}
+
 /// Escapes every byte outside `[A-Za-z0-9_\-=@,;#]` as `~XX` (uppercase hex).
 pub fn encode_token(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

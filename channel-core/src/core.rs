@@ -4,7 +4,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use switchyard_apps::{App, AppStore};
-use switchyard_bus::{channel_subject, Bus, Envelope};
+use switchyard_bus::{channel_subject, watch_subject, Bus, Envelope};
 use switchyard_protocol::presence::{self, Member};
 use switchyard_protocol::{frame, Channel, ChannelKind};
 use webhook_worker::{WebhookEvent, WebhookJob, WebhookQueue};
@@ -71,6 +71,18 @@ impl Core {
         };
         if let Err(e) = self.webhooks.push(job).await {
             tracing::error!(app_id = %app.id, error = %e, "webhook enqueue failed");
+        }
+    }
+
+    async fn publish_watch(&self, app_id: &str, user_id: &str, name: &str) {
+        let frame = frame::watchlist_event(name, &[user_id]);
+        let subject = watch_subject(app_id, user_id);
+        if let Err(e) = self
+            .bus
+            .publish(&subject, Envelope::frame(frame, None))
+            .await
+        {
+            tracing::warn!(app_id, error = %e, "watchlist publish failed");
         }
     }
 
@@ -265,5 +277,43 @@ impl ChannelCore for Core {
             .store
             .cache_put(app_id, channel, frame, CACHE_TTL)
             .await?)
+    }
+
+    async fn user_signed_in(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<(), CoreError> {
+        if self
+            .store
+            .user_connect(app_id, user_id, edge, socket_id)
+            .await?
+        {
+            self.publish_watch(app_id, user_id, "online").await;
+        }
+        Ok(())
+    }
+
+    async fn user_signed_out(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<(), CoreError> {
+        if self
+            .store
+            .user_disconnect(app_id, user_id, edge, socket_id)
+            .await?
+        {
+            self.publish_watch(app_id, user_id, "offline").await;
+        }
+        Ok(())
+    }
+
+    async fn online(&self, app_id: &str, user_ids: &[String]) -> Result<Vec<String>, CoreError> {
+        Ok(self.store.users_online(app_id, user_ids).await?)
     }
 }

@@ -106,4 +106,26 @@ pub trait ChannelCore: Send + Sync {
     ) -> Result<Option<CachedEvent>, CoreError>;
 
     async fn cache_put(&self, app_id: &str, channel: &str, frame: String) -> Result<(), CoreError>;
+
+    /// A connection signed in as `user_id`; after the user's first, watchers of the user get
+    /// an `online` watchlist event.
+    async fn user_signed_in(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<(), CoreError>;
+
+    /// A signed-in connection ended; after the user's last, watchers get `offline`.
+    async fn user_signed_out(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<(), CoreError>;
+
+    /// Which of `user_ids` are online (signed in on any edge).
+    async fn online(&self, app_id: &str, user_ids: &[String]) -> Result<Vec<String>, CoreError>;
 }

@@ -21,6 +21,8 @@ pub struct MemoryStore {
 struct State {
     channels: HashMap<Key, ChannelState>,
     cache: HashMap<Key, (String, Instant)>,
+    /// (app, user) → signed-in connections as (edge, socket).
+    online: HashMap<Key, Vec<(String, String)>>,
     last_sweep: Option<Instant>,
 }
 
@@ -227,6 +229,56 @@ impl ChannelStore for MemoryStore {
             .filter(|(_, expires)| *expires > now)
             .map(|(frame, expires)| (frame.clone(), *expires - now)))
     }
+
+    async fn user_connect(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let conns = state.online.entry(key(app_id, user_id)).or_default();
+        let conn = (edge.to_owned(), socket_id.to_owned());
+        if !conns.contains(&conn) {
+            conns.push(conn);
+        }
+        Ok(conns.len() == 1)
+    }
+
+    async fn user_disconnect(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let k = key(app_id, user_id);
+        let Some(conns) = state.online.get_mut(&k) else {
+            return Ok(false);
+        };
+        let before = conns.len();
+        conns.retain(|(e, s)| !(e == edge && s == socket_id));
+        let last = before > 0 && conns.is_empty();
+        if conns.is_empty() {
+            state.online.remove(&k);
+        }
+        Ok(last)
+    }
+
+    async fn users_online(
+        &self,
+        app_id: &str,
+        user_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let state = self.lock();
+        Ok(user_ids
+            .iter()
+            .filter(|id| state.online.contains_key(&key(app_id, id)))
+            .cloned()
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -289,6 +341,22 @@ mod tests {
             Err(StoreError::PresenceFull(1))
         ));
         assert!(s.join("a", "p", "e", "3", member("u1"), 1).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn users_online_first_and_last_connection() {
+        let s = MemoryStore::new();
+        assert!(s.user_connect("a", "u", "e", "1").await.expect("ok"));
+        assert!(!s.user_connect("a", "u", "e", "2").await.expect("ok"));
+        let ids = vec!["u".to_string(), "v".to_string()];
+        assert_eq!(
+            s.users_online("a", &ids).await.expect("ok"),
+            vec!["u".to_string()]
+        );
+        assert!(!s.user_disconnect("a", "u", "e", "1").await.expect("ok"));
+        assert!(s.user_disconnect("a", "u", "e", "2").await.expect("ok"));
+        assert!(!s.user_disconnect("a", "u", "e", "2").await.expect("ok"));
+        assert!(s.users_online("a", &ids).await.expect("ok").is_empty());
     }
 
     #[tokio::test]

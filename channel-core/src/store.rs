@@ -104,4 +104,29 @@ pub trait ChannelStore: Send + Sync {
         app_id: &str,
         channel: &str,
     ) -> Result<Option<(String, Duration)>, StoreError>;
+
+    /// Records a signed-in connection of `user_id`; true when it is the user's first.
+    async fn user_connect(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Forgets a signed-in connection; true when it was the user's last.
+    async fn user_disconnect(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Which of `user_ids` have at least one signed-in connection.
+    async fn users_online(
+        &self,
+        app_id: &str,
+        user_ids: &[String],
+    ) -> Result<Vec<String>, StoreError>;
 }

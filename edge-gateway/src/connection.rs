@@ -27,6 +27,9 @@ pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
 const WRITE_BATCH: usize = 64;
 /// How long to wait for the client's reply to our close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// A client that accepts no bytes for this long is stalled: its task must not wait forever,
+/// or it would never see its own slow-consumer close.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a connection ended.
 enum End {
@@ -55,8 +58,10 @@ async fn close(mut ws: Socket, code: u16, reason: &str) {
         code: WsCloseCode::from(code),
         reason: reason.into(),
     };
-    if ws.close(Some(close)).await.is_err() {
-        return;
+    // Bounded: a stalled client must not keep the task (and its memory) alive.
+    match tokio::time::timeout(CLOSE_WAIT, ws.close(Some(close))).await {
+        Ok(Ok(())) => {}
+        _ => return,
     }
     // Read until the client answers so our FIN does not race unread bytes into a TCP reset,
     // which could destroy the close frame before the client reads it.
@@ -90,7 +95,7 @@ pub(crate) async fn start(edge: Arc<Edge>, ws: Socket, app_key: &str, origin: Op
     for channel in channels {
         events::leave(&edge, &mut session, &channel).await;
     }
-    events::sign_out(&edge, &mut session);
+    events::sign_out(&edge, &mut session).await;
     edge.release(&session.app.id);
     if let End::Close(code, reason) = end {
         close(ws, code, &reason).await;
@@ -131,8 +136,11 @@ async fn serve(
             }
             frame = mailbox.rx.recv() => {
                 let Some(frame) = frame else { break End::Gone };
-                if write_batch(&mut ws, &mut mailbox.rx, frame).await.is_err() {
-                    break End::Gone;
+                let written = tokio::time::timeout(WRITE_TIMEOUT, write_batch(&mut ws, &mut mailbox.rx, frame)).await;
+                match written {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break End::Gone,
+                    Err(_) => break End::code(CloseCode::OverCapacity),
                 }
             }
             msg = ws.next() => {
@@ -144,7 +152,7 @@ async fn serve(
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
                         let err = frame::error(CloseCode::GenericError.code(), "binary frames are not supported; send JSON text frames");
-                        if ws.send(Message::text(err)).await.is_err() { break End::Gone }
+                        if !bounded(ws.send(Message::text(err))).await { break End::Gone }
                         continue;
                     }
                     Some(Ok(Message::Close(_))) => break End::Gone,
@@ -152,7 +160,7 @@ async fn serve(
                     Some(Ok(_)) => continue,
                 };
                 let reply = events::dispatch(edge, session, &text).await;
-                if write_all(&mut ws, reply.frames).await.is_err() {
+                if !bounded(write_all(&mut ws, reply.frames)).await {
                     break End::Gone;
                 }
                 if let Some(code) = reply.close {
@@ -163,7 +171,7 @@ async fn serve(
                 if awaiting_pong {
                     break End::code(CloseCode::PongNotReceived);
                 }
-                if ws.send(Message::text(frame::ping())).await.is_err() {
+                if !bounded(ws.send(Message::text(frame::ping()))).await {
                     break End::Gone;
                 }
                 awaiting_pong = true;
@@ -185,6 +193,11 @@ fn read_error(e: WsError) -> End {
         WsError::Protocol(e) => End::Close(1002, e.to_string()),
         _ => End::Gone,
     }
+}
+
+/// Runs a write with [`WRITE_TIMEOUT`]; false if it failed or timed out.
+async fn bounded(write: impl std::future::Future<Output = Result<(), WsError>>) -> bool {
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
 }
 
 async fn write_all(ws: &mut Socket, frames: Vec<String>) -> Result<(), WsError> {

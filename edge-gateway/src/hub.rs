@@ -22,6 +22,7 @@ pub(crate) type Key = (Arc<str>, Arc<str>);
 pub(crate) struct Hub {
     channels: Mutex<HashMap<Key, Local>>,
     users: Mutex<HashMap<Key, Local>>,
+    watchers: Mutex<HashMap<Key, Local>>,
 }
 
 /// Local sockets of one channel or user, and the bus subscription feeding them.
@@ -47,8 +48,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Which index a key lives in.
 #[derive(Clone, Copy)]
 pub(crate) enum Index {
+    /// Subscribers of a channel.
     Channel,
+    /// Connections signed in as a user.
     User,
+    /// Connections watching a user (watchlist).
+    Watch,
 }
 
 impl Hub {
@@ -56,6 +61,7 @@ impl Hub {
         match index {
             Index::Channel => &self.channels,
             Index::User => &self.users,
+            Index::Watch => &self.watchers,
         }
     }
 

@@ -257,6 +257,12 @@ pub fn subscription_count(channel: &str, count: u64) -> String {
     )
 }
 
+/// `pusher_internal:watchlist_events` with one event (`online` or `offline`) for `user_ids`.
+pub fn watchlist_event(name: &str, user_ids: &[&str]) -> String {
+    let data = serde_json::json!({"events": [{"name": name, "user_ids": user_ids}]});
+    connection_event("pusher_internal:watchlist_events", &data.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +346,10 @@ mod tests {
             r#"{"event":"pusher:connection_established","data":"{\"activity_timeout\":120,\"socket_id\":\"123.456\"}"}"#
         );
         assert_eq!(pong(), r#"{"event":"pusher:pong","data":"{}"}"#);
+        assert_eq!(
+            watchlist_event("online", &["1"]),
+            r#"{"event":"pusher_internal:watchlist_events","data":"{\"events\":[{\"name\":\"online\",\"user_ids\":[\"1\"]}]}"}"#
+        );
         assert_eq!(
             channel_event("my-event", "ch", r#"{"x":"y"}"#, None),
             r#"{"event":"my-event","channel":"ch","data":"{\"x\":\"y\"}"}"#

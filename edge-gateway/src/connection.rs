@@ -8,7 +8,6 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use switchyard_protocol::{frame, CloseCode};
-use tokio::sync::mpsc;
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
@@ -17,7 +16,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::events;
-use crate::peer::{self, Mailbox};
+use crate::peer::{self, Mailbox, Outgoing};
 use crate::session::Session;
 use crate::Edge;
 
@@ -106,7 +105,7 @@ async fn serve(
     edge: &Arc<Edge>,
     session: &mut Session,
     mut ws: Socket,
-    mut mailbox: Mailbox,
+    mailbox: Mailbox,
 ) -> (Socket, End) {
     let activity = edge.config.activity_timeout;
     let hello = frame::connection_established(&session.socket_id, activity.as_secs());
@@ -127,16 +126,16 @@ async fn serve(
     let end = loop {
         tokio::select! {
             biased;
-            code = mailbox.kill.killed() => {
-                break CloseCode::from_code(code).map_or(End::Gone, End::code);
-            }
             () = edge.shutdown.cancelled() => break End::code(CloseCode::ReconnectImmediately),
             () = &mut auth_timer, if auth_deadline.is_some() && !session.authorized => {
                 break End::Close(CloseCode::Unauthorized.code(), "Connection not authorized within timeout".into());
             }
-            frame = mailbox.rx.recv() => {
-                let Some(frame) = frame else { break End::Gone };
-                let written = tokio::time::timeout(WRITE_TIMEOUT, write_batch(&mut ws, &mut mailbox.rx, frame)).await;
+            out = mailbox.next() => {
+                let frame = match out {
+                    Outgoing::Close(code) => break End::code(code),
+                    Outgoing::Frame(frame) => frame,
+                };
+                let written = tokio::time::timeout(WRITE_TIMEOUT, write_batch(&mut ws, &mailbox, frame)).await;
                 match written {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break End::Gone,
@@ -211,16 +210,13 @@ async fn write_all(ws: &mut Socket, frames: Vec<String>) -> Result<(), WsError> 
 }
 
 /// Writes `first` and whatever else is already queued, then flushes once.
-async fn write_batch(
-    ws: &mut Socket,
-    queue: &mut mpsc::Receiver<Utf8Bytes>,
-    first: Utf8Bytes,
-) -> Result<(), WsError> {
+async fn write_batch(ws: &mut Socket, mailbox: &Mailbox, first: Utf8Bytes) -> Result<(), WsError> {
     ws.feed(Message::Text(first)).await?;
     for _ in 1..WRITE_BATCH {
-        match queue.try_recv() {
-            Ok(frame) => ws.feed(Message::Text(frame)).await?,
-            Err(_) => break,
+        match mailbox.try_next() {
+            Some(Outgoing::Frame(frame)) => ws.feed(Message::Text(frame)).await?,
+            // A close request is seen by the next `mailbox.next()` in the loop.
+            Some(Outgoing::Close(_)) | None => break,
         }
     }
     ws.flush().await

@@ -90,14 +90,7 @@ async fn receive(
         if !msg.as_str().contains(EVENT) {
             continue;
         }
-        let sent = serde_json::from_str::<Value>(msg.as_str())
-            .ok()
-            .and_then(|f| {
-                f["data"]
-                    .as_str()
-                    .and_then(|d| serde_json::from_str::<Value>(d).ok())
-            })
-            .and_then(|d| d["t"].as_u64());
+        let sent = sent_at(msg.as_str());
         if let Some(sent) = sent {
             let _ = seen.latencies.record(now_us().saturating_sub(sent).max(1));
             seen.received += 1;
@@ -105,6 +98,18 @@ async fn receive(
     }
     let _ = ws.close(None).await;
     seen
+}
+
+/// The send time stamped in the event's data, read without parsing the whole frame: the
+/// generator shares the machine with the server, so its per-message work must stay small.
+fn sent_at(frame: &str) -> Option<u64> {
+    // The data is a JSON string inside the frame, so its quotes arrive escaped: \"t\":123
+    let start = frame.find(r#"\"t\":"#)? + 6;
+    let digits = frame[start..]
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count();
+    frame[start..start + digits].parse().ok()
 }
 
 pub async fn run(opts: Options) -> anyhow::Result<Value> {
@@ -195,4 +200,15 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
                        "p99": all.value_at_quantile(0.99) as f64 / 1000.0, "max": all.max() as f64 / 1000.0},
         "server_cpu": {"seconds": cpu, "us_per_delivered_message": cpu.filter(|_| delivered > 0).map(|c| c * 1e6 / delivered as f64)},
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_timestamp_from_a_frame() {
+        let data = serde_json::json!({"seq": 1, "t": 1234567, "pad": "x"}).to_string();
+        let frame =
+            serde_json::json!({"event": "load-event", "channel": "c", "data": data}).to_string();
+        assert_eq!(super::sent_at(&frame), Some(1234567));
+    }
 }

@@ -9,6 +9,7 @@ use switchyard_protocol::presence::{self, Member};
 use switchyard_protocol::{frame, Channel, ChannelKind};
 use webhook_worker::{WebhookEvent, WebhookJob, WebhookQueue};
 
+use crate::hold::{HoldKey, Holds};
 use crate::store::ChannelStore;
 use crate::{CachedEvent, ChannelCore, ChannelCounts, CoreError, CountReport};
 
@@ -16,6 +17,9 @@ use crate::{CachedEvent, ChannelCore, ChannelCounts, CoreError, CountReport};
 /// [`BUSY_COUNT_INTERVAL`], as Pusher does, so a busy channel is not flooded by its own churn.
 const BUSY_CHANNEL: u64 = 100;
 const BUSY_COUNT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long `channel_vacated` and `member_removed` wait for the channel or member to return.
+pub const WEBHOOK_HOLD: Duration = Duration::from_secs(3);
 
 /// How long a cache channel keeps its last event.
 pub const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
@@ -27,6 +31,8 @@ pub struct Core {
     apps: Arc<dyn AppStore>,
     webhooks: Arc<dyn WebhookQueue>,
     last_count_event: Mutex<HashMap<(String, String), Instant>>,
+    holds: Arc<Holds>,
+    hold: Duration,
 }
 
 impl Core {
@@ -42,7 +48,15 @@ impl Core {
             apps,
             webhooks,
             last_count_event: Mutex::new(HashMap::new()),
+            holds: Arc::new(Holds::default()),
+            hold: WEBHOOK_HOLD,
         }
+    }
+
+    /// Changes how long leaving webhooks are held (tests use a short one).
+    pub fn with_webhook_hold(mut self, hold: Duration) -> Core {
+        self.hold = hold;
+        self
     }
 
     async fn app(&self, app_id: &str) -> Option<Arc<App>> {
@@ -86,6 +100,35 @@ impl Core {
         }
     }
 
+    /// A return (occupied / member added): sent unless it cancels a held leave.
+    async fn arrival(&self, app: &App, key: HoldKey, event: WebhookEvent) {
+        if !app.webhooks.is_empty() && !self.holds.cancel(&key) {
+            self.webhook(app, event).await;
+        }
+    }
+
+    /// A leave (vacated / member removed): sent after the hold unless the key returns.
+    fn departure(&self, app: Arc<App>, key: HoldKey, event: WebhookEvent) {
+        if app.webhooks.is_empty() {
+            return;
+        }
+        let gen = self.holds.hold(key.clone());
+        let (holds, hold, queue) = (self.holds.clone(), self.hold, self.webhooks.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            if holds.release(&key, gen) {
+                let job = WebhookJob {
+                    app_id: app.id.clone(),
+                    event,
+                    time_ms: now_ms(),
+                };
+                if let Err(e) = queue.push(job).await {
+                    tracing::error!(app_id = %app.id, error = %e, "webhook enqueue failed");
+                }
+            }
+        });
+    }
+
     /// Whether a `subscription_count` event is due for this channel now.
     fn count_event_due(&self, app_id: &str, channel: &str, count: u64) -> bool {
         let mut last = self
@@ -120,23 +163,21 @@ impl Core {
             return Ok(());
         };
         let channel = report.channel;
+        let key = HoldKey {
+            app_id: app.id.clone(),
+            channel: channel.clone(),
+            user_id: None,
+        };
         if t.occupied() {
-            self.webhook(
-                &app,
-                WebhookEvent::ChannelOccupied {
-                    channel: channel.clone(),
-                },
-            )
-            .await;
-        }
-        if t.vacated() {
-            self.webhook(
-                &app,
-                WebhookEvent::ChannelVacated {
-                    channel: channel.clone(),
-                },
-            )
-            .await;
+            let event = WebhookEvent::ChannelOccupied {
+                channel: channel.clone(),
+            };
+            self.arrival(&app, key, event).await;
+        } else if t.vacated() {
+            let event = WebhookEvent::ChannelVacated {
+                channel: channel.clone(),
+            };
+            self.departure(app.clone(), key, event);
         }
         let is_presence =
             Channel::parse(&channel, usize::MAX).is_ok_and(|c| c.kind() == ChannelKind::Presence);
@@ -201,11 +242,16 @@ impl ChannelCore for Core {
             let data = presence::member_added_data(&member);
             let frame = frame::channel_event("pusher_internal:member_added", channel, &data, None);
             self.publish(app_id, channel, frame, Some(socket_id)).await;
+            let key = HoldKey {
+                app_id: app.id.clone(),
+                channel: channel.to_owned(),
+                user_id: Some(member.user_id.clone()),
+            };
             let event = WebhookEvent::MemberAdded {
                 channel: channel.to_owned(),
                 user_id: member.user_id,
             };
-            self.webhook(&app, event).await;
+            self.arrival(&app, key, event).await;
         }
         Ok(result.members)
     }
@@ -226,11 +272,16 @@ impl ChannelCore for Core {
                 frame::channel_event("pusher_internal:member_removed", channel, &data, None);
             self.publish(app_id, channel, frame, None).await;
             if let Some(app) = self.app(app_id).await {
+                let key = HoldKey {
+                    app_id: app.id.clone(),
+                    channel: channel.to_owned(),
+                    user_id: Some(left.user_id.clone()),
+                };
                 let event = WebhookEvent::MemberRemoved {
                     channel: channel.to_owned(),
                     user_id: left.user_id,
                 };
-                self.webhook(&app, event).await;
+                self.departure(app, key, event);
             }
         }
         Ok(())

@@ -5,13 +5,14 @@
 //! same trait in the distributed mode, so callers never know where core runs.
 
 mod core;
+mod hold;
 mod memory;
 mod store;
 
 use async_trait::async_trait;
 use switchyard_protocol::presence::Member;
 
-pub use crate::core::Core;
+pub use crate::core::{Core, CACHE_TTL, WEBHOOK_HOLD};
 pub use memory::MemoryStore;
 pub use store::{ChannelStore, CountTransition, JoinResult, LeaveResult, StoreError};
 

@@ -115,6 +115,9 @@ async fn serve(
     let idle = sleep(activity);
     tokio::pin!(idle);
     let mut awaiting_pong = false;
+    // A child token per connection: polling the shared token from every connection on every
+    // wake-up would make them all contend on its one waiter list.
+    let shutdown = edge.shutdown.child_token();
     let auth_deadline = session
         .app
         .require_authorized_connections
@@ -126,7 +129,7 @@ async fn serve(
     let end = loop {
         tokio::select! {
             biased;
-            () = edge.shutdown.cancelled() => break End::code(CloseCode::ReconnectImmediately),
+            () = shutdown.cancelled() => break End::code(CloseCode::ReconnectImmediately),
             () = &mut auth_timer, if auth_deadline.is_some() && !session.authorized => {
                 break End::Close(CloseCode::Unauthorized.code(), "Connection not authorized within timeout".into());
             }

@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::{Barrier, Semaphore};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -20,10 +21,10 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const EVENT: &str = "load-event";
 
-/// What one subscriber saw.
+/// What one subscriber saw: latencies in microseconds. A plain vector per subscriber, merged
+/// into one histogram at the end, because a histogram per subscriber costs ~200 KB each.
 struct Seen {
-    latencies: Histogram<u64>,
-    received: u64,
+    latencies: Vec<u32>,
 }
 
 fn now_us() -> u64 {
@@ -37,7 +38,9 @@ async fn open(opts: &Options) -> anyhow::Result<Ws> {
         "ws://{}/app/{}?protocol=7&client=loadgen&version=0.1",
         opts.server, opts.key
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    // A small read buffer: 10,000 clients with the default 128 KB each would need 1.3 GB.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .context("connect")?;
     let hello = next_text(&mut ws).await?;
@@ -72,11 +75,9 @@ async fn receive(
     deadline: Arc<std::sync::Mutex<Option<Instant>>>,
 ) -> Seen {
     let mut seen = Seen {
-        latencies: Histogram::new_with_bounds(1, 60_000_000, 3)
-            .unwrap_or_else(|_| unreachable!("valid bounds")),
-        received: 0,
+        latencies: Vec::with_capacity(expected as usize),
     };
-    while seen.received < expected {
+    while (seen.latencies.len() as u64) < expected {
         let until = deadline
             .lock()
             .ok()
@@ -92,8 +93,8 @@ async fn receive(
         }
         let sent = sent_at(msg.as_str());
         if let Some(sent) = sent {
-            let _ = seen.latencies.record(now_us().saturating_sub(sent).max(1));
-            seen.received += 1;
+            let us = now_us().saturating_sub(sent).clamp(1, u32::MAX as u64);
+            seen.latencies.push(us as u32);
         }
     }
     let _ = ws.close(None).await;
@@ -175,8 +176,10 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
     let mut delivered = 0u64;
     for r in receivers {
         let seen = r.await?;
-        delivered += seen.received;
-        all.add(&seen.latencies)?;
+        delivered += seen.latencies.len() as u64;
+        for us in seen.latencies {
+            all.record(u64::from(us).min(60_000_000))?;
+        }
     }
     let deliver_secs = trigger_start.elapsed().as_secs_f64();
     let cpu_after = procfs::cpu_secs(&opts.server_pids);

@@ -112,7 +112,7 @@ async fn private_channel_auth() {
     // Signed for another socket.
     let wrong = private_auth("1.1", "private-bad");
     c.send_subscribe("private-bad", Some(&wrong), None).await;
-    let frame = c.recv_json().await;
+    let frame = c.recv_subscription_error().await;
     assert_subscription_error(
         &frame,
         "private-bad",
@@ -127,12 +127,12 @@ async fn private_channel_auth() {
         &format!("{}:private-bad", c.socket_id()),
     );
     c.send_subscribe("private-bad", Some(&wrong), None).await;
-    let frame = c.recv_json().await;
+    let frame = c.recv_subscription_error().await;
     assert_subscription_error(&frame, "private-bad", Some(401), "wrong secret");
 
     // Missing auth.
     c.send_subscribe("private-bad", None, None).await;
-    let frame = c.recv_json().await;
+    let frame = c.recv_subscription_error().await;
     assert_subscription_error(&frame, "private-bad", Some(401), "missing auth");
 
     // The connection is still fine and still subscribed to private-ok only.
@@ -148,7 +148,7 @@ async fn invalid_channel_name_is_refused() {
     let mut c = srv.connect().await;
     for name in ["bad channel", "star*", &"x".repeat(165), "#nope"] {
         c.send_subscribe(name, None, None).await;
-        let frame = c.recv_json().await;
+        let frame = c.recv_subscription_error().await;
         assert_subscription_error(&frame, name, None, name);
     }
     // Commas and semicolons are allowed.
@@ -263,7 +263,7 @@ async fn presence_requires_channel_data_and_valid_auth() {
     // Auth for the private string, but no channel_data.
     let auth = private_auth(c.socket_id(), ch);
     c.send_subscribe(ch, Some(&auth), None).await;
-    let frame = c.recv_json().await;
+    let frame = c.recv_subscription_error().await;
     assert_subscription_error(&frame, ch, None, "no channel_data");
 
     // channel_data present but the signature does not cover it.
@@ -271,12 +271,12 @@ async fn presence_requires_channel_data_and_valid_auth() {
     let other = json!({"user_id": "6"}).to_string();
     let auth = presence_auth(c.socket_id(), ch, &other);
     c.send_subscribe(ch, Some(&auth), Some(&cd)).await;
-    let frame = c.recv_json().await;
+    let frame = c.recv_subscription_error().await;
     assert_subscription_error(&frame, ch, Some(401), "signature over other channel_data");
 
     // presence-cache- channels are presence channels too.
     c.send_subscribe("presence-cache-y", None, None).await;
-    let frame = c.recv_json().await;
+    let frame = c.recv_subscription_error().await;
     assert_subscription_error(
         &frame,
         "presence-cache-y",
@@ -455,13 +455,13 @@ async fn server_to_user_channel() {
     let ch = "#server-to-user-u1";
     let mut anon = srv.connect().await;
     anon.send_subscribe(ch, None, None).await;
-    let frame = anon.recv_json().await;
+    let frame = anon.recv_subscription_error().await;
     assert_subscription_error(&frame, ch, None, "not signed in");
 
     let mut other = srv.connect().await;
     other.signin("u2").await;
     other.send_subscribe(ch, None, None).await;
-    let frame = other.recv_json().await;
+    let frame = other.recv_subscription_error().await;
     assert_subscription_error(&frame, ch, None, "signed in as another user");
 
     let mut me = srv.connect().await;
@@ -598,7 +598,7 @@ async fn channel_name_length_limit() {
     c.subscribe(&longest).await;
     let too_long = "y".repeat(165);
     c.send_subscribe(&too_long, None, None).await;
-    let frame = c.recv_json().await;
+    let frame = c.recv_subscription_error().await;
     assert_subscription_error(&frame, &too_long, None, "165 characters");
 }
 
@@ -623,12 +623,22 @@ async fn presence_channel_data_limits() {
     let big = json!({"user_id": "big", "user_info": {"pad": "x".repeat(1100)}}).to_string();
     let auth = presence_auth(c.socket_id(), ch, &big);
     c.send_subscribe(ch, Some(&auth), Some(&big)).await;
-    assert_subscription_error(&c.recv_json().await, ch, None, "user_info > 1 KB");
+    assert_subscription_error(
+        &c.recv_subscription_error().await,
+        ch,
+        None,
+        "user_info > 1 KB",
+    );
     // user id over 128 characters.
     let long = json!({"user_id": "u".repeat(129)}).to_string();
     let auth = presence_auth(c.socket_id(), ch, &long);
     c.send_subscribe(ch, Some(&auth), Some(&long)).await;
-    assert_subscription_error(&c.recv_json().await, ch, None, "user_id > 128 chars");
+    assert_subscription_error(
+        &c.recv_subscription_error().await,
+        ch,
+        None,
+        "user_id > 128 chars",
+    );
 
     // Member limit (2 here): a second user fits, a third does not, another socket of a
     // present user still does.
@@ -637,7 +647,12 @@ async fn presence_channel_data_limits() {
     let third = json!({"user_id": "12"}).to_string();
     let auth = presence_auth(d.socket_id(), ch, &third);
     d.send_subscribe(ch, Some(&auth), Some(&third)).await;
-    assert_subscription_error(&d.recv_json().await, ch, None, "presence channel full");
+    assert_subscription_error(
+        &d.recv_subscription_error().await,
+        ch,
+        None,
+        "presence channel full",
+    );
     let data = d.subscribe_presence(ch, "11", json!({})).await;
     assert_eq!(data["presence"]["count"], json!(2), "{data}");
     d.ping_pong().await;

@@ -1,7 +1,7 @@
 // Cache channels: the last triggered event is replayed on subscribe; else pusher:cache_miss.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { T, record, sleep, subscribe, uniq, useServer, waitFor } from './harness.mjs';
+import { T, record, sleep, uniq, useServer, waitFor } from './harness.mjs';
 
 const srv = useServer({ name: 'cache' });
 

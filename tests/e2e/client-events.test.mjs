@@ -1,7 +1,7 @@
 // Client events between pusher-js clients on private and presence channels.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_APPS, T, record, sleep, subscribe, uniq, useServer, waitFor } from './harness.mjs';
+import { DEFAULT_APPS, T, errorCode, record, sleep, subscribe, uniq, useServer, waitFor } from './harness.mjs';
 
 const NO_CLIENT_APP = {
   id: 'no-client-events',
@@ -112,9 +112,28 @@ test('client events over the rate limit are answered with an error', T, async ()
   const bobSeen = record(chB, 'client-burst');
   const errors = record(alice.connection, 'error');
   for (let i = 0; i < 30; i++) chA.trigger('client-burst', { i });
-  await errors.some((e) => e?.data?.code === 4301, { what: 'pusher:error 4301' });
+  await errors.some((e) => errorCode(e) === 4301, { what: 'pusher:error 4301' });
   await sleep(QUIET_MS);
   assert.ok(bobSeen.events.length >= 1, 'the first events within the limit are delivered');
   assert.ok(bobSeen.events.length < 30, `rate limit let ${bobSeen.events.length} of 30 through`);
   assert.equal(alice.connection.state, 'connected');
+});
+
+test('on the wire: client event data is a JSON string and presence frames carry user_id', T, async () => {
+  const sender = await srv.connect({ presence: { user_id: 'wire-sender', user_info: {} } });
+  const name = uniq('presence-wire-ce-');
+  const { channel } = await subscribe(sender, name);
+  const { sock, socketId } = await srv.rawConnected();
+  const presence = { user_id: 'wire-receiver', user_info: {} };
+  const { auth, channel_data } = srv.sdk().authorizeChannel(socketId, name, presence);
+  sock.send({ event: 'pusher:subscribe', data: { channel: name, auth, channel_data } });
+  await sock.next((m) => m.event === 'pusher_internal:subscription_succeeded', { what: 'subscription_succeeded' });
+  // pusher-js sends data as an object.
+  channel.trigger('client-wire', { a: [1, 2] });
+  const msg = await sock.next((m) => m.event === 'client-wire', { what: 'the client event' });
+  assert.equal(msg.channel, name);
+  assert.equal(msg.user_id, 'wire-sender');
+  // PROTOCOL.md: server→client data is a JSON string, whatever form the client sent.
+  assert.equal(typeof msg.data, 'string', `data relayed as ${JSON.stringify(msg.data)}`);
+  assert.deepEqual(JSON.parse(msg.data), { a: [1, 2] });
 });

@@ -1,12 +1,28 @@
 // The WebSocket handshake, close codes and what pusher-js does with them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_APPS, HOST, T, parseData, record, sleep, useServer, waitFor, waitForState } from './harness.mjs';
+import { DEFAULT_APPS, HOST, T, errorCode, parseData, record, sleep, useServer, waitFor, waitForState } from './harness.mjs';
 
 const DISABLED_APP = { id: 'disabled-app', key: 'disabled-key', secret: 'disabled-secret', enabled: false };
 const QUOTA_APP = { id: 'quota-app', key: 'quota-key', secret: 'quota-secret', max_connections: 1 };
+const AUTHZ_APP = {
+  id: 'authz-app',
+  key: 'authz-key',
+  secret: 'authz-secret',
+  require_authorized_connections: true,
+  authorization_timeout_secs: 1,
+};
+const ORIGIN_APP = {
+  id: 'origin-app',
+  key: 'origin-key',
+  secret: 'origin-secret',
+  allowed_origins: ['https://good.example'],
+};
 
-const srv = useServer({ name: 'connection', apps: [...DEFAULT_APPS, DISABLED_APP, QUOTA_APP] });
+const srv = useServer({
+  name: 'connection',
+  apps: [...DEFAULT_APPS, DISABLED_APP, QUOTA_APP, AUTHZ_APP, ORIGIN_APP],
+});
 
 test('GET /up answers 200', T, async () => {
   const res = await fetch(srv.url('/up'), { signal: AbortSignal.timeout(5000) });
@@ -56,10 +72,11 @@ test('an unknown app key: pusher-js gets 4001 and gives up without reconnecting'
   const states = record(client.connection, 'state_change');
   const errors = record(client.connection, 'error');
   await waitForState(client, ['disconnected', 'failed', 'unavailable'], { timeout: 5000 });
-  await errors.some((e) => e?.data?.code === 4001, { what: 'error with code 4001' });
+  await errors.some((e) => errorCode(e) === 4001, { what: 'error with code 4001' });
   await sleep(1500);
-  const connecting = states.data.filter((s) => s.current === 'connecting');
-  assert.equal(connecting.length, 1, `one attempt only: ${JSON.stringify(states.data)}`);
+  // The first 'connecting' happened inside the constructor, before recording began.
+  const reconnects = states.data.filter((s) => s.current === 'connecting');
+  assert.equal(reconnects.length, 0, `no reconnect attempts: ${JSON.stringify(states.data)}`);
   assert.notEqual(client.connection.state, 'connected');
   assert.notEqual(client.connection.state, 'connecting');
 });
@@ -122,4 +139,50 @@ test('the server listens on SWITCHYARD_HOST/SWITCHYARD_PORT, not the config file
   assert.equal(srv.server.host, HOST);
   const res = await fetch(srv.url('/up'), { signal: AbortSignal.timeout(5000) });
   assert.equal(res.status, 200);
+});
+
+test('require_authorized_connections: an idle unsigned connection is closed with 4009', T, async () => {
+  const idle = srv.raw(srv.wsUrl(AUTHZ_APP.key));
+  await idle.next((m) => m.event === 'pusher:connection_established', { what: 'handshake' });
+
+  const { sock: signed, socketId } = await srv.rawConnected(AUTHZ_APP.key);
+  const sdk = srv.sdk(AUTHZ_APP.id);
+  signed.send({ event: 'pusher:signin', data: sdk.authenticateUser(socketId, { id: 'authorized' }) });
+  await signed.next((m) => m.event === 'pusher:signin_success', { what: 'signin_success' });
+
+  // Timeout 1 s in the config; allow for timer granularity.
+  const closed = await idle.closed(4000);
+  assert.equal(closed.code, 4009);
+  await sleep(500);
+  assert.equal(signed.closeInfo, null, 'a signed-in connection stays open');
+});
+
+test('allowed_origins: a listed origin connects, another is refused with a give-up code', T, async () => {
+  const good = srv.raw(srv.wsUrl(ORIGIN_APP.key), { headers: { Origin: 'https://good.example' } });
+  await good.next((m) => m.event === 'pusher:connection_established', { what: 'handshake from an allowed origin' });
+
+  const bad = srv.raw(srv.wsUrl(ORIGIN_APP.key), { headers: { Origin: 'https://evil.example' } });
+  const closed = await bad.closed();
+  assert.ok(!bad.messages.some((m) => m.event === 'pusher:connection_established'));
+  // 4000-4099 make pusher-js give up; anything else would have it retry forever.
+  assert.ok(closed.code >= 4000 && closed.code < 4100, `close code ${closed.code}`);
+});
+
+test('an unknown pusher: event gets pusher:error and the connection stays open', T, async () => {
+  const { sock } = await srv.rawConnected();
+  sock.send({ event: 'pusher:no_such_thing', data: {} });
+  await sock.next((m) => m.event === 'pusher:error', { what: 'pusher:error for an unknown event' });
+  sock.send({ event: 'pusher:ping', data: {} });
+  await sock.next((m) => m.event === 'pusher:pong', { what: 'pusher:pong afterwards' });
+  assert.equal(sock.closeInfo, null);
+});
+
+test('data sent as a JSON string by the client is accepted like an object', T, async () => {
+  const { sock } = await srv.rawConnected();
+  const name = 'string-data-channel';
+  sock.send({ event: 'pusher:subscribe', data: JSON.stringify({ channel: name }) });
+  const ok = await sock.next((m) => m.event === 'pusher_internal:subscription_succeeded', {
+    what: 'subscription_succeeded for a string-encoded subscribe',
+  });
+  assert.equal(ok.channel, name);
 });

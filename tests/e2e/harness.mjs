@@ -23,6 +23,18 @@ import WebSocket from 'ws';
 
 export { PusherClient, PusherServer, WebSocket };
 
+// The faye-websocket client bundled in pusher-js arms a 30 s close timer whenever close() is
+// called, even on a socket the server has already closed, and never clears it then (pusher-js
+// does exactly that after a 4xxx 'refused' close such as 4009). The timer does nothing useful
+// but keeps the test process alive for 30 s, so unref it. Only timers created from pusher-js
+// code are touched.
+const realSetTimeout = globalThis.setTimeout;
+globalThis.setTimeout = function setTimeoutUnrefPusherClose(fn, ms, ...rest) {
+  const timer = realSetTimeout(fn, ms, ...rest);
+  if (ms === 30_000 && /node_modules[\\/]pusher-js[\\/]/.test(new Error().stack ?? '')) timer.unref?.();
+  return timer;
+};
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(HERE, '..', '..');
 export const BIN = process.env.SWITCHYARD_BIN || path.join(REPO, 'target', 'debug', 'switchyard');
@@ -31,7 +43,7 @@ export const HOST = '127.0.0.1';
 /** Default per-wait bound. */
 export const WAIT_MS = 5000;
 /** Options for every test(): a hard bound on a single test. */
-export const T = { timeout: 30_000 };
+export const T = { timeout: 20_000 };
 
 export const MAIN_APP = {
   id: 'app-id',
@@ -83,21 +95,36 @@ function toTomlValue(v) {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'boolean' || typeof v === 'number') return String(v);
   if (Array.isArray(v)) return `[${v.map(toTomlValue).join(', ')}]`;
+  if (v && typeof v === 'object') {
+    return `{ ${Object.entries(v)
+      .map(([k, x]) => `${JSON.stringify(k)} = ${toTomlValue(x)}`)
+      .join(', ')} }`;
+  }
   throw new Error(`cannot write ${typeof v} as TOML`);
 }
 
-export function configToml({ apps, activityTimeoutSecs = 120, port = 6001 }) {
+/**
+ * The server's TOML config. `server` adds [server] keys; an app's `webhooks` (a list of
+ * tables) becomes [[apps.webhooks]] sections.
+ */
+export function configToml({ apps, activityTimeoutSecs = 120, port = 6001, server = {} }) {
   const lines = [
     '[server]',
     `host = ${toTomlValue(HOST)}`,
     `port = ${port}`,
     `activity_timeout_secs = ${activityTimeoutSecs}`,
+    ...Object.entries(server).map(([k, v]) => `${k} = ${toTomlValue(v)}`),
     '',
   ];
-  for (const app of apps) {
+  for (const { webhooks = [], ...app } of apps) {
     lines.push('[[apps]]');
     for (const [k, v] of Object.entries(app)) lines.push(`${k} = ${toTomlValue(v)}`);
     lines.push('');
+    for (const hook of webhooks) {
+      lines.push('[[apps.webhooks]]');
+      for (const [k, v] of Object.entries(hook)) lines.push(`${k} = ${toTomlValue(v)}`);
+      lines.push('');
+    }
   }
   return lines.join('\n');
 }
@@ -130,7 +157,7 @@ function tail(file, bytes = 4000) {
  * Starts the server binary with a generated config on a free port and waits until GET /up is
  * 200. Returns { port, host, apps, logPath, configPath, stop() }.
  */
-export async function startServer({ apps = DEFAULT_APPS, name = 'e2e', activityTimeoutSecs = 120 } = {}) {
+export async function startServer({ apps = DEFAULT_APPS, name = 'e2e', activityTimeoutSecs = 120, server = {} } = {}) {
   if (!fs.existsSync(BIN)) {
     throw new Error(`server binary not found at ${BIN}: build it or set SWITCHYARD_BIN`);
   }
@@ -138,7 +165,7 @@ export async function startServer({ apps = DEFAULT_APPS, name = 'e2e', activityT
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-e2e-'));
   const configPath = path.join(dir, 'switchyard.toml');
   // The file keeps the default port; SWITCHYARD_PORT must override it.
-  fs.writeFileSync(configPath, configToml({ apps, activityTimeoutSecs, port: 6001 }));
+  fs.writeFileSync(configPath, configToml({ apps, activityTimeoutSecs, port: 6001, server }));
   const logPath = path.join(os.tmpdir(), `switchyard-e2e-${name}-${port}.log`);
   const logFd = fs.openSync(logPath, 'w');
   const proc = spawn(BIN, ['--config', configPath], {
@@ -166,10 +193,10 @@ export async function startServer({ apps = DEFAULT_APPS, name = 'e2e', activityT
   const stop = async () => {
     if (exited) return;
     proc.kill('SIGTERM');
-    const done = await Promise.race([exitPromise, sleep(5000).then(() => null)]);
+    const done = await withTimeout(exitPromise, 5000, 'server exit after SIGTERM').catch(() => null);
     if (!done) {
       proc.kill('SIGKILL');
-      await Promise.race([exitPromise, sleep(2000)]);
+      await withTimeout(exitPromise, 2000, 'server exit after SIGKILL').catch(() => null);
     }
   };
 
@@ -261,6 +288,11 @@ export function record(target, event) {
   };
 }
 
+/** The close code in a pusher-js connection 'error' event, wherever pusher-js put it. */
+export function errorCode(e) {
+  return e?.data?.code ?? e?.error?.data?.code;
+}
+
 export function waitForState(client, states, { timeout = WAIT_MS } = {}) {
   const wanted = Array.isArray(states) ? states : [states];
   if (wanted.includes(client.connection.state)) return Promise.resolve(client.connection.state);
@@ -310,8 +342,8 @@ export async function expectStatus(promise, status) {
 // ---------------------------------------------------------------------------------------------
 // A raw WebSocket client, for what pusher-js hides (close codes, exact frames)
 
-export function rawSocket(url, { timeout = WAIT_MS } = {}) {
-  const ws = new WebSocket(url);
+export function rawSocket(url, { timeout = WAIT_MS, headers } = {}) {
+  const ws = new WebSocket(url, headers ? { headers } : undefined);
   const messages = [];
   const waiters = new Set();
   let closeInfo = null;
@@ -482,16 +514,16 @@ export function useServer(opts = {}) {
       return `ws://${HOST}:${ctx.port}/app/${key}${query}`;
     },
 
-    /** A raw WebSocket, closed after the test. */
-    raw(url) {
-      const sock = rawSocket(url);
+    /** A raw WebSocket, closed after the test. opts.headers: extra handshake headers. */
+    raw(url, opts) {
+      const sock = rawSocket(url, opts);
       raws.add(sock);
       return sock;
     },
 
     /** A raw socket that has received pusher:connection_established; resolves { sock, socketId }. */
-    async rawConnected(key = MAIN_APP.key) {
-      const sock = ctx.raw(ctx.wsUrl(key));
+    async rawConnected(key = MAIN_APP.key, opts) {
+      const sock = ctx.raw(ctx.wsUrl(key), opts);
       const msg = await sock.next((m) => m.event === 'pusher:connection_established', {
         what: 'pusher:connection_established',
       });
@@ -519,7 +551,10 @@ export function useServer(opts = {}) {
   };
 
   before(async () => {
-    ctx.server = await startServer({ ...opts, name: opts.name ?? 'e2e' });
+    // opts.apps may be a function, for configs that depend on something made in an earlier
+    // before() hook (a webhook receiver's port).
+    const apps = typeof opts.apps === 'function' ? await opts.apps() : opts.apps;
+    ctx.server = await startServer({ ...opts, apps: apps ?? DEFAULT_APPS, name: opts.name ?? 'e2e' });
   });
   afterEach(async (t) => {
     ctx.disconnectAll();

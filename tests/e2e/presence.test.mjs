@@ -129,3 +129,42 @@ test('member_removed reaches the remaining members when a member unsubscribes', 
   assert.equal((await removedB).data.id, 'b');
   assert.equal(chA.members.count, 1);
 });
+
+test('user_info over 1 KB is refused', T, async () => {
+  const client = await srv.connect({ presence: { user_id: 'big', user_info: { blob: 'x'.repeat(1100) } } });
+  const channel = client.subscribe(uniq('presence-big-'));
+  const outcome = await Promise.race([
+    waitFor(channel, 'pusher:subscription_error').then(() => 'error'),
+    waitFor(channel, 'pusher:subscription_succeeded').then(() => 'succeeded'),
+  ]);
+  assert.equal(outcome, 'error');
+});
+
+test('a presence channel holds at most 100 members', T, async () => {
+  const name = uniq('presence-full-');
+  const sdk = srv.sdk();
+  const join = async (i) => {
+    const { sock, socketId } = await srv.rawConnected();
+    const presence = { user_id: `m${i}`, user_info: {} };
+    const { auth, channel_data } = sdk.authorizeChannel(socketId, name, presence);
+    sock.send({ event: 'pusher:subscribe', data: { channel: name, auth, channel_data } });
+    return sock;
+  };
+  const socks = [];
+  for (let i = 0; i < 100; i++) socks.push(await join(i));
+  await Promise.all(
+    socks.map((s) =>
+      s.next((m) => m.event === 'pusher_internal:subscription_succeeded', { what: 'one of the first 100 joins' }),
+    ),
+  );
+  const extra = await join(100);
+  await extra.next((m) => m.event === 'pusher:subscription_error' || m.event === 'pusher:error', {
+    what: 'an error for the 101st member',
+  });
+  assert.ok(!extra.messages.some((m) => m.event === 'pusher_internal:subscription_succeeded'));
+  // Another connection of an existing member is not a new member.
+  const again = await join(5);
+  await again.next((m) => m.event === 'pusher_internal:subscription_succeeded', {
+    what: 'a second connection of member m5',
+  });
+});

@@ -81,3 +81,54 @@ test('after unsubscribe a client no longer receives the channel', T, async () =>
   await sleep(300);
   assert.equal(leaverSeen.events.length, 1, 'only the copy for the channel still subscribed');
 });
+
+test('channel names may use every allowed character, including , and ;', T, async () => {
+  const client = await srv.connect();
+  const name = `${uniq('pub-')}_-=@,.;x`;
+  const { channel } = await subscribe(client, name);
+  const got = waitFor(channel, 'odd-name');
+  await srv.sdk().trigger(name, 'odd-name', { ok: true });
+  assert.deepEqual((await got).data, { ok: true });
+});
+
+test('a 164-character channel name works; 165 characters or a bad character is refused', T, async () => {
+  const client = await srv.connect();
+  const base = uniq('pub-len-');
+  const ok = base + 'x'.repeat(164 - base.length);
+  assert.equal(ok.length, 164);
+  await subscribe(client, ok);
+
+  const { sock } = await srv.rawConnected();
+  const tooLong = base + 'y'.repeat(165 - base.length);
+  for (const bad of [tooLong, `${base} space`, `${base}#hash`, '']) {
+    const from = sock.messages.length;
+    const after = (pred) => (m) => sock.messages.indexOf(m) >= from && pred(m);
+    sock.send({ event: 'pusher:subscribe', data: { channel: bad } });
+    await sock.next(after((m) => m.event === 'pusher:error' || m.event === 'pusher:subscription_error'), {
+      what: `an error for channel name ${JSON.stringify(bad)}`,
+    });
+    // Let every answer to this subscribe arrive before the next one is sent.
+    sock.send({ event: 'pusher:ping', data: {} });
+    await sock.next(after((m) => m.event === 'pusher:pong'), { what: 'pong' });
+  }
+  await sleep(200);
+  assert.ok(
+    !sock.messages.some((m) => m.event === 'pusher_internal:subscription_succeeded'),
+    `no invalid name may be subscribed: ${JSON.stringify(sock.messages)}`,
+  );
+  assert.equal(sock.closeInfo, null, 'invalid names are not fatal');
+});
+
+test('triggering an invalid channel name over the API is a 400', T, async () => {
+  const sdk = srv.sdk();
+  // The SDK validates names itself, so post by hand.
+  const post = (channels) => sdk.post({ path: '/events', body: { name: 'e', data: '{}', channels } });
+  for (const bad of [['has space'], ['x'.repeat(165)], ['#server-to-user-']]) {
+    try {
+      await post(bad);
+      assert.fail(`expected 400 for ${bad[0].slice(0, 20)}`);
+    } catch (err) {
+      assert.equal(err.status, 400, `channel ${JSON.stringify(bad[0].slice(0, 20))}: ${err.status} ${err.body}`);
+    }
+  }
+});

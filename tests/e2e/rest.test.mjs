@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  DEFAULT_APPS,
   MAIN_APP,
   T,
   eventually,
@@ -13,7 +14,9 @@ import {
   waitFor,
 } from './harness.mjs';
 
-const srv = useServer({ name: 'rest' });
+const DISABLED_APP = { id: 'rest-disabled', key: 'rest-disabled-key', secret: 'rest-disabled-secret', enabled: false };
+
+const srv = useServer({ name: 'rest', apps: [...DEFAULT_APPS, DISABLED_APP] });
 
 const json = async (promise) => (await promise).json();
 
@@ -215,4 +218,38 @@ test('an old auth_timestamp is a 401', T, async () => {
 
 test('data over 10 KB is rejected (413)', T, async () => {
   await expectStatus(srv.sdk().trigger(uniq('rest-big-'), 'e', 'x'.repeat(10 * 1024 + 1)), 413);
+});
+
+test('API limits: long event name, too many channels, big batch, bad socket_id are 400s', T, async () => {
+  const sdk = srv.sdk();
+  // The SDK checks these itself, so post by hand.
+  const events = (body) => sdk.post({ path: '/events', body: { data: '{}', ...body } });
+  await expectStatus(events({ name: 'e'.repeat(201), channels: [uniq('rest-lim-')] }), 400);
+  const many = Array.from({ length: 101 }, (_, i) => `rest-many-${i}`);
+  await expectStatus(events({ name: 'e', channels: many }), 400);
+  await expectStatus(events({ name: 'e', channels: [uniq('rest-lim-')], socket_id: 'not-a-socket' }), 400);
+  await expectStatus(events({ name: 'e' }), 400);
+  const batch = Array.from({ length: 11 }, (_, i) => ({ channel: `rest-batch-lim-${i}`, name: 'e', data: '{}' }));
+  await expectStatus(sdk.post({ path: '/batch_events', body: { batch } }), 400);
+  // The limits themselves are fine.
+  const hundred = Array.from({ length: 100 }, (_, i) => `rest-hundred-${i}`);
+  assert.deepEqual(await json(events({ name: 'e'.repeat(200), channels: hundred })), {});
+});
+
+test('a disabled app answers 403', T, async () => {
+  await expectStatus(srv.sdk(DISABLED_APP.id).trigger('rest-403', 'e', {}), 403);
+});
+
+test('a malformed JSON body is a 400', T, async () => {
+  const sdk = srv.sdk();
+  const body = '{"name": "e", "channels": [';
+  const path = `/apps/${MAIN_APP.id}/events`;
+  const qs = sdk.createSignedQueryString({ method: 'POST', path, body });
+  const res = await fetch(srv.url(`${path}?${qs}`), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    signal: AbortSignal.timeout(5000),
+  });
+  assert.equal(res.status, 400);
 });

@@ -5,6 +5,7 @@ import {
   MAIN_APP,
   T,
   WAIT_MS,
+  errorCode,
   parseData,
   record,
   sleep,
@@ -62,8 +63,8 @@ test('terminateUserConnections closes that user’s connections with 4009 and th
   const a = await signedIn('term-me');
   const b = await signedIn('term-me');
   const survivor = await signedIn('keep-me');
-  const errA = waitFor(a.connection, 'error', { filter: (e) => e?.data?.code === 4009, what: '4009 on a' });
-  const errB = waitFor(b.connection, 'error', { filter: (e) => e?.data?.code === 4009, what: '4009 on b' });
+  const errA = waitFor(a.connection, 'error', { filter: (e) => errorCode(e) === 4009, what: '4009 on a' });
+  const errB = waitFor(b.connection, 'error', { filter: (e) => errorCode(e) === 4009, what: '4009 on b' });
   const statesA = record(a.connection, 'state_change');
 
   const res = await srv.sdk().terminateUserConnections('term-me');
@@ -147,4 +148,24 @@ test('only the user itself may subscribe to its #server-to-user channel', T, asy
     { what: 'subscription_succeeded for its own #server-to-user channel' },
   );
   assert.deepEqual(parseData(ok), {});
+});
+
+test('watchlist: online and offline events for watched users', T, async () => {
+  // Already online before the watcher signs in.
+  const early = await signedIn('wl-early');
+  const watcher = await srv.connect({ user: { id: 'wl-watcher', watchlist: ['wl-early', 'wl-late'] } });
+  const online = record(watcher.user.watchlist, 'online');
+  const offline = record(watcher.user.watchlist, 'offline');
+  watcher.signin();
+  await withTimeout(watcher.user.signinDonePromise, WAIT_MS, 'watcher signin');
+  await online.some((e) => e.user_ids.includes('wl-early'), { what: 'online for wl-early' });
+
+  const late = await signedIn('wl-late');
+  await online.some((e) => e.user_ids.includes('wl-late'), { what: 'online for wl-late' });
+
+  late.disconnect();
+  await offline.some((e) => e.user_ids.includes('wl-late'), { what: 'offline for wl-late' });
+  assert.ok(!offline.data.some((e) => e.user_ids.includes('wl-early')), 'wl-early is still online');
+  early.disconnect();
+  await offline.some((e) => e.user_ids.includes('wl-early'), { what: 'offline for wl-early' });
 });

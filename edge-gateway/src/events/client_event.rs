@@ -56,7 +56,11 @@ pub(crate) async fn handle(
         ));
     }
     let user_id = sub.presence_user.as_deref();
-    let out = frame::client_event(event, channel, &data.0, user_id);
+    // Relayed as a JSON string like every server-sent `data`: a string as it came, any other
+    // JSON value as its text.
+    let text = data.0.get();
+    let data = serde_json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned());
+    let out = frame::channel_event(event, channel, &data, user_id);
     let envelope = Envelope::frame(out, Some(session.socket_id.to_string()));
     if let Err(e) = edge
         .deps
@@ -71,8 +75,6 @@ pub(crate) async fn handle(
         );
     }
     if !app.webhooks.is_empty() {
-        let text = data.0.get();
-        let data = serde_json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned());
         let job = WebhookJob {
             app_id: app.id.clone(),
             event: WebhookEvent::ClientEvent {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use switchyard_bus::channel_subject;
 use switchyard_protocol::presence::{self, Member};
-use switchyard_protocol::{frame, signature, Channel, ChannelKind};
+use switchyard_protocol::{frame, signature, Channel, ChannelKind, CloseCode};
 
 use crate::hub::{self, Index};
 use crate::session::{Session, Subscribed};
@@ -167,7 +167,15 @@ fn refuse(channel: &str, Refusal(message, status): Refusal) -> Reply {
     } else {
         "SubscriptionError"
     };
-    Reply::frame(frame::subscription_error(
-        channel, error_type, &message, status,
-    ))
+    // pusher-js surfaces subscription_error on the channel; other clients only watch
+    // pusher:error, so both are sent, as Pusher does.
+    let code = if status == 401 || status == 403 {
+        CloseCode::Unauthorized
+    } else {
+        CloseCode::GenericError
+    };
+    Reply::frames(vec![
+        frame::error(code.code(), &format!("{channel}: {message}")),
+        frame::subscription_error(channel, error_type, &message, status),
+    ])
 }

@@ -246,6 +246,16 @@ impl Client {
         }
     }
 
+    /// A refused subscription: a `pusher:error` (with a numeric code and a message), then the
+    /// `pusher:subscription_error`, which is returned.
+    pub async fn recv_subscription_error(&mut self) -> Value {
+        let error = self.recv_json().await;
+        assert_eq!(error["event"], "pusher:error", "{error}");
+        assert!(error["data"]["code"].is_u64(), "{error}");
+        assert!(error["data"]["message"].is_string(), "{error}");
+        self.recv_json().await
+    }
+
     /// The next JSON frame within `bound`, or None if nothing arrived.
     pub async fn try_recv(&mut self, bound: Duration) -> Option<Value> {
         match self.next_within(bound).await {

@@ -195,3 +195,31 @@ def test_unknown_app_id_is_404(server):
     other = pusher.Pusher(app_id="99999", key=PY_APP["key"], secret=PY_APP["secret"], host=HOST, port=server.port, ssl=False)
     with pytest.raises(PusherBadStatus, match="404"):
         other.channels_info()
+
+
+def test_encrypted_channel_payload_decrypts_with_the_shared_secret(server, raw):
+    import base64
+
+    import nacl.secret
+
+    master = os.urandom(32)
+    enc_sdk = pusher.Pusher(
+        app_id=PY_APP["id"],
+        key=PY_APP["key"],
+        secret=PY_APP["secret"],
+        host=HOST,
+        port=server.port,
+        ssl=False,
+        encryption_master_key_base64=base64.b64encode(master).decode(),
+    )
+    channel = uniq("private-encrypted-py-")
+    client = raw()
+    auth = enc_sdk.authenticate(channel=channel, socket_id=client.socket_id)
+    client.subscribe(channel, auth=auth["auth"])
+    enc_sdk.trigger(channel, "sealed", {"secret": "python"})
+    msg = client.event(channel, "sealed")
+    payload = json.loads(msg["data"])
+    assert sorted(payload) == ["ciphertext", "nonce"]
+    box = nacl.secret.SecretBox(base64.b64decode(auth["shared_secret"]))
+    plain = box.decrypt(base64.b64decode(payload["ciphertext"]), base64.b64decode(payload["nonce"]))
+    assert json.loads(plain) == {"secret": "python"}

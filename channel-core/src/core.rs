@@ -10,7 +10,7 @@ use switchyard_protocol::{frame, Channel, ChannelKind};
 use webhook_worker::{WebhookEvent, WebhookJob, WebhookQueue};
 
 use crate::hold::{HoldKey, Holds};
-use crate::store::ChannelStore;
+use crate::store::{ChannelStore, CountTransition};
 use crate::{CachedEvent, ChannelCore, ChannelCounts, CoreError, CountReport};
 
 /// Channels with more subscribers than this get `subscription_count` at most every
@@ -21,18 +21,23 @@ const BUSY_COUNT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long `channel_vacated` and `member_removed` wait for the channel or member to return.
 pub const WEBHOOK_HOLD: Duration = Duration::from_secs(3);
 
+/// How long an edge's lease lasts after its last heartbeat (edges beat every 2 s), so a dead
+/// edge's members are gone for everyone within about 10 s.
+pub const LEASE_TTL: Duration = Duration::from_secs(6);
+
 /// How long a cache channel keeps its last event.
 pub const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// The channel-core service: decides transitions in the store, then tells the world.
 pub struct Core {
-    store: Arc<dyn ChannelStore>,
+    pub(crate) store: Arc<dyn ChannelStore>,
     bus: Arc<dyn Bus>,
     apps: Arc<dyn AppStore>,
     webhooks: Arc<dyn WebhookQueue>,
     last_count_event: Mutex<HashMap<(String, String), Instant>>,
     holds: Arc<Holds>,
     hold: Duration,
+    pub(crate) lease_ttl: Duration,
 }
 
 impl Core {
@@ -50,7 +55,14 @@ impl Core {
             last_count_event: Mutex::new(HashMap::new()),
             holds: Arc::new(Holds::default()),
             hold: WEBHOOK_HOLD,
+            lease_ttl: LEASE_TTL,
         }
+    }
+
+    /// Changes how long an edge lives without heartbeats before it is reaped.
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Core {
+        self.lease_ttl = ttl;
+        self
     }
 
     /// Changes how long leaving webhooks are held (tests use a short one).
@@ -88,7 +100,7 @@ impl Core {
         }
     }
 
-    async fn publish_watch(&self, app_id: &str, user_id: &str, name: &str) {
+    pub(crate) async fn publish_watch(&self, app_id: &str, user_id: &str, name: &str) {
         let frame = frame::watchlist_event(name, &[user_id]);
         let subject = watch_subject(app_id, user_id);
         if let Err(e) = self
@@ -156,13 +168,20 @@ impl Core {
             .store
             .set_edge_count(&report.app_id, &report.channel, edge, report.count)
             .await?;
+        self.on_count_change(&report.app_id, report.channel, t)
+            .await;
+        Ok(())
+    }
+
+    /// Emits what a change of a channel's cluster-wide count means: occupied / vacated
+    /// webhooks and the subscription_count event.
+    pub(crate) async fn on_count_change(&self, app_id: &str, channel: String, t: CountTransition) {
         if t.before == t.after {
-            return Ok(());
+            return;
         }
-        let Some(app) = self.app(&report.app_id).await else {
-            return Ok(());
+        let Some(app) = self.app(app_id).await else {
+            return;
         };
-        let channel = report.channel;
         let key = HoldKey {
             app_id: app.id.clone(),
             channel: channel.clone(),
@@ -196,7 +215,25 @@ impl Core {
             )
             .await;
         }
-        Ok(())
+    }
+
+    /// A user's last connection left a presence channel: tell the channel and the webhooks.
+    pub(crate) async fn member_left(&self, app_id: &str, channel: &str, user_id: String) {
+        let data = presence::member_removed_data(&user_id);
+        let frame = frame::channel_event("pusher_internal:member_removed", channel, &data, None);
+        self.publish(app_id, channel, frame, None).await;
+        if let Some(app) = self.app(app_id).await {
+            let key = HoldKey {
+                app_id: app.id.clone(),
+                channel: channel.to_owned(),
+                user_id: Some(user_id.clone()),
+            };
+            let event = WebhookEvent::MemberRemoved {
+                channel: channel.to_owned(),
+                user_id,
+            };
+            self.departure(app, key, event);
+        }
     }
 }
 
@@ -267,22 +304,7 @@ impl ChannelCore for Core {
             return Ok(());
         };
         if left.last {
-            let data = presence::member_removed_data(&left.user_id);
-            let frame =
-                frame::channel_event("pusher_internal:member_removed", channel, &data, None);
-            self.publish(app_id, channel, frame, None).await;
-            if let Some(app) = self.app(app_id).await {
-                let key = HoldKey {
-                    app_id: app.id.clone(),
-                    channel: channel.to_owned(),
-                    user_id: Some(left.user_id.clone()),
-                };
-                let event = WebhookEvent::MemberRemoved {
-                    channel: channel.to_owned(),
-                    user_id: left.user_id,
-                };
-                self.departure(app, key, event);
-            }
+            self.member_left(app_id, channel, left.user_id).await;
         }
         Ok(())
     }
@@ -366,5 +388,9 @@ impl ChannelCore for Core {
 
     async fn online(&self, app_id: &str, user_ids: &[String]) -> Result<Vec<String>, CoreError> {
         Ok(self.store.users_online(app_id, user_ids).await?)
+    }
+
+    async fn heartbeat(&self, edge: &str) -> Result<(), CoreError> {
+        Ok(self.store.touch_edge(edge, self.lease_ttl).await?)
     }
 }

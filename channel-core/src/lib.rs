@@ -7,14 +7,17 @@
 mod core;
 mod hold;
 mod memory;
+mod reaper;
 mod store;
 
 use async_trait::async_trait;
 use switchyard_protocol::presence::Member;
 
-pub use crate::core::{Core, CACHE_TTL, WEBHOOK_HOLD};
+pub use crate::core::{Core, CACHE_TTL, LEASE_TTL, WEBHOOK_HOLD};
 pub use memory::MemoryStore;
-pub use store::{ChannelStore, CountTransition, JoinResult, LeaveResult, StoreError};
+pub use store::{
+    ChannelStore, CountTransition, Holding, JoinResult, LeaveResult, ReapResult, StoreError,
+};
 
 /// Counts for one channel, as the HTTP API reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -129,4 +132,9 @@ pub trait ChannelCore: Send + Sync {
 
     /// Which of `user_ids` are online (signed in on any edge).
     async fn online(&self, app_id: &str, user_ids: &[String]) -> Result<Vec<String>, CoreError>;
+
+    /// Extends `edge`'s lease. An edge that stops calling this is reaped once the lease
+    /// expires: its presence members, counts and signed-in users are removed with the same
+    /// events as if its sockets had closed.
+    async fn heartbeat(&self, edge: &str) -> Result<(), CoreError>;
 }

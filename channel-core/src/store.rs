@@ -37,6 +37,23 @@ pub struct JoinResult {
     pub members: Vec<Member>,
 }
 
+/// Something an edge holds in the store, which the reaper removes when the edge dies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Holding {
+    /// A subscriber count or presence connections in a channel.
+    Channel { app_id: String, channel: String },
+    /// Signed-in connections of a user.
+    User { app_id: String, user_id: String },
+}
+
+/// What reaping one dead edge's share of a channel changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReapResult {
+    pub transition: CountTransition,
+    /// Users whose last connection on the channel was on the dead edge.
+    pub users_left: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaveResult {
     pub user_id: String,
@@ -129,4 +146,28 @@ pub trait ChannelStore: Send + Sync {
         app_id: &str,
         user_ids: &[String],
     ) -> Result<Vec<String>, StoreError>;
+
+    /// Extends `edge`'s lease to now + `ttl`.
+    async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Takes one edge whose lease has expired off the lease list and returns it. Each expired
+    /// edge is returned to exactly one caller, even with several core replicas asking.
+    async fn claim_expired_edge(&self) -> Result<Option<String>, StoreError>;
+
+    /// Everything `edge` may hold (a superset is fine: reaping is idempotent).
+    async fn edge_holdings(&self, edge: &str) -> Result<Vec<Holding>, StoreError>;
+
+    /// Removes `edge`'s count and presence connections in one channel, in one atomic step.
+    async fn reap_channel(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+    ) -> Result<ReapResult, StoreError>;
+
+    /// Removes `edge`'s signed-in connections of a user; true when that was the user's last.
+    async fn reap_user(&self, app_id: &str, user_id: &str, edge: &str) -> Result<bool, StoreError>;
+
+    /// Drops whatever index the store keeps for `edge` once it has been reaped.
+    async fn forget_edge(&self, edge: &str) -> Result<(), StoreError>;
 }

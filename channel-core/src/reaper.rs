@@ -1,0 +1,66 @@
+//! Reaping dead edges: an edge whose lease expired is removed from every channel and user it
+//! held, with the same events as if each of its sockets had closed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::core::Core;
+use crate::store::Holding;
+use crate::CoreError;
+
+impl Core {
+    /// Reaps every edge whose lease has expired; returns how many were reaped.
+    pub async fn reap_expired(&self) -> Result<usize, CoreError> {
+        let mut reaped = 0;
+        while let Some(edge) = self.store.claim_expired_edge().await? {
+            if let Err(e) = self.reap_edge(&edge).await {
+                // Put the edge back on the lease list, already expired, so the next pass (on
+                // this or another replica) finishes the job.
+                let _ = self.store.touch_edge(&edge, Duration::ZERO).await;
+                return Err(e);
+            }
+            tracing::info!(edge, "reaped a dead edge");
+            reaped += 1;
+        }
+        Ok(reaped)
+    }
+
+    async fn reap_edge(&self, edge: &str) -> Result<(), CoreError> {
+        for holding in self.store.edge_holdings(edge).await? {
+            match holding {
+                Holding::Channel { app_id, channel } => {
+                    let reaped = self.store.reap_channel(&app_id, &channel, edge).await?;
+                    for user_id in reaped.users_left {
+                        self.member_left(&app_id, &channel, user_id).await;
+                    }
+                    self.on_count_change(&app_id, channel, reaped.transition)
+                        .await;
+                }
+                Holding::User { app_id, user_id } => {
+                    if self.store.reap_user(&app_id, &user_id, edge).await? {
+                        self.publish_watch(&app_id, &user_id, "offline").await;
+                    }
+                }
+            }
+        }
+        Ok(self.store.forget_edge(edge).await?)
+    }
+
+    /// Looks for expired edges every `every` until `shutdown`. Several core replicas may run
+    /// this at once: each expired edge is claimed by exactly one of them.
+    pub async fn run_reaper(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.reap_expired().await {
+                tracing::warn!(error = %e, "reaping dead edges failed; will retry");
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The gRPC contract between edges / the API and channel-core (`switchyard/v1/core.proto`),
+//! the server that exposes a `ChannelCore` over it and the client that implements
+//! `ChannelCore` on top of it.
+
+mod client;
+mod convert;
+mod server;
+
+pub use client::GrpcCore;
+pub use server::{serve, CoreService};
+
+#[allow(clippy::all, clippy::pedantic, clippy::unwrap_used)]
+pub mod v1 {
+    include!("generated/switchyard.v1.rs");
+}

@@ -47,6 +47,11 @@ impl Api {
         Arc::new(Api { deps })
     }
 
+    /// Whether channel-core answers (the bus reconnects by itself and has no cheap probe).
+    pub async fn is_ready(&self) -> bool {
+        self.deps.core.online("", &[]).await.is_ok()
+    }
+
     /// Handles a request under `/apps/`.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         match self.route(req).await {
@@ -140,7 +145,13 @@ pub async fn run(listener: TcpListener, deps: ApiDeps, shutdown: CancellationTok
     let api = Api::new(deps);
     let handler: switchyard_listener::Handler = Arc::new(move |req, _peer| {
         let api = api.clone();
-        Box::pin(async move { api.handle(req).await })
+        Box::pin(async move {
+            match req.uri().path() {
+                "/up" => switchyard_listener::health(true),
+                "/ready" => switchyard_listener::health(api.is_ready().await),
+                _ => api.handle(req).await,
+            }
+        })
     });
     let tracker = TaskTracker::new();
     switchyard_listener::serve(listener, handler, shutdown, tracker.clone()).await;

@@ -5,6 +5,7 @@
 //! behind the same trait.
 
 mod memory;
+mod nats;
 mod subject;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub use memory::MemoryBus;
+pub use nats::NatsBus;
 pub use subject::{channel_subject, decode_token, encode_token, user_subject, watch_subject};
 
 /// One message on the bus: the frame bytes plus routing headers.

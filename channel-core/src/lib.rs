@@ -8,6 +8,7 @@ mod core;
 mod hold;
 mod memory;
 mod reaper;
+mod redis_store;
 mod store;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use switchyard_protocol::presence::Member;
 
 pub use crate::core::{Core, CACHE_TTL, LEASE_TTL, WEBHOOK_HOLD};
 pub use memory::MemoryStore;
+pub use redis_store::RedisStore;
 pub use store::{
     ChannelStore, CountTransition, Holding, JoinResult, LeaveResult, ReapResult, StoreError,
 };

@@ -16,6 +16,21 @@ pub(crate) fn apply_server_overrides(table: &mut toml::Table, env: &HashMap<Stri
     }
 }
 
+/// `SWITCHYARD_<SECTION>_<KEY>` sets `key` in `[section]`; unknown keys then fail validation
+/// like unknown keys in the file.
+pub(crate) fn apply_section_overrides(
+    table: &mut toml::Table,
+    section: &str,
+    env: &HashMap<String, String>,
+) {
+    let prefix = format!("SWITCHYARD_{}_", section.to_ascii_uppercase());
+    for (var, raw) in env {
+        if let Some(key) = var.strip_prefix(&prefix) {
+            table.insert(key.to_ascii_lowercase(), typed(raw));
+        }
+    }
+}
+
 /// Numbers and booleans as such, anything else as a string; the schema then checks the type.
 fn typed(raw: &str) -> toml::Value {
     if let Ok(n) = raw.parse::<i64>() {

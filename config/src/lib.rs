@@ -1,6 +1,7 @@
 //! Configuration: a TOML file, then `SWITCHYARD_*` environment overrides, then validation of
 //! the whole. Every problem found is reported at once; a bad explicit config is fatal.
 
+mod cluster;
 mod env;
 mod server;
 
@@ -9,6 +10,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use switchyard_apps::App;
 
+pub use cluster::{ApiSection, ClusterConfig, CoreSection, EdgeSection, WorkerSection};
 pub use server::{LogFormat, ServerConfig};
 
 /// The whole configuration.
@@ -16,7 +18,15 @@ pub use server::{LogFormat, ServerConfig};
 pub struct Config {
     pub server: ServerConfig,
     pub apps: Vec<App>,
+    pub cluster: ClusterConfig,
+    pub edge: EdgeSection,
+    pub api: ApiSection,
+    pub core: CoreSection,
+    pub worker: WorkerSection,
 }
+
+/// Sections besides `[server]` and `[[apps]]`; `SWITCHYARD_<SECTION>_<KEY>` overrides each key.
+const SECTIONS: [&str; 5] = ["cluster", "edge", "api", "core", "worker"];
 
 /// Every problem found in a configuration, one line each.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +57,18 @@ impl Config {
             }
         };
         for key in table.keys() {
-            if key != "server" && key != "apps" {
+            if key != "server" && key != "apps" && !SECTIONS.contains(&key.as_str()) {
                 errors.push(format!(
-                    "unknown section [{key}] (expected [server] or [[apps]])"
+                    "unknown section [{key}] (expected [server], [[apps]] or one of {SECTIONS:?})"
                 ));
             }
         }
+        let cluster: ClusterConfig = section(&mut table, "cluster", env, &mut errors);
+        let edge: EdgeSection = section(&mut table, "edge", env, &mut errors);
+        let api: ApiSection = section(&mut table, "api", env, &mut errors);
+        let core: CoreSection = section(&mut table, "core", env, &mut errors);
+        let worker: WorkerSection = section(&mut table, "worker", env, &mut errors);
+        errors.extend(cluster::validate(&cluster, &edge, &core, &worker));
         let mut server_table = match table.remove("server") {
             None => toml::Table::new(),
             Some(toml::Value::Table(t)) => t,
@@ -93,11 +109,42 @@ impl Config {
         }
         errors.extend(validate_apps(&apps));
         if errors.is_empty() {
-            Ok(Config { server, apps })
+            Ok(Config {
+                server,
+                apps,
+                cluster,
+                edge,
+                api,
+                core,
+                worker,
+            })
         } else {
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// Reads `[name]` with `SWITCHYARD_<NAME>_<KEY>` overrides; on error records it and uses the
+/// defaults so the remaining sections are still checked.
+fn section<T: for<'de> Deserialize<'de> + Default>(
+    table: &mut toml::Table,
+    name: &str,
+    env: &HashMap<String, String>,
+    errors: &mut Vec<String>,
+) -> T {
+    let mut t = match table.remove(name) {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => {
+            errors.push(format!("[{name}] must be a table"));
+            toml::Table::new()
+        }
+    };
+    env::apply_section_overrides(&mut t, name, env);
+    T::deserialize(toml::Value::Table(t)).unwrap_or_else(|e| {
+        errors.push(format!("[{name}]: {e}"));
+        T::default()
+    })
 }
 
 fn validate_apps(apps: &[App]) -> Vec<String> {

@@ -118,3 +118,33 @@ fn invalid_toml_is_reported() {
         .0;
     assert!(errors[0].contains("not valid TOML"));
 }
+
+#[test]
+fn cluster_sections_have_defaults_and_overrides() {
+    let file = "[edge]\nport = 6102\n[core]\nlease_ttl_ms = 8000\n";
+    let c = Config::load(
+        Some(file),
+        &env(&[
+            ("SWITCHYARD_CLUSTER_NATS_URL", "nats://10.0.0.1:4222"),
+            ("SWITCHYARD_API_PORT", "7201"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(c.edge.port, 6102);
+    assert_eq!(c.core.lease_ttl_ms, 8000);
+    assert_eq!(c.cluster.nats_url, "nats://10.0.0.1:4222");
+    assert_eq!(c.api.port, 7201);
+    assert_eq!(c.core.port, 6301);
+}
+
+#[test]
+fn cluster_mistakes_are_reported() {
+    let file = "[cluster]\nredis_url = \"localhost\"\n[core]\nlease_ttl_ms = 1000\nbogus = 1\n";
+    let errors = Config::load(Some(file), &env(&[("SWITCHYARD_EDGE_NOPE", "1")]))
+        .expect_err("invalid")
+        .0;
+    let all = errors.join("\n");
+    for needle in ["redis_url", "[core]", "[edge]"] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+}

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use switchyard_bus::{Bus, BusError, Control, Envelope};
 use switchyard_protocol::CloseCode;
@@ -29,6 +30,9 @@ pub(crate) struct Hub {
 struct Local {
     sockets: HashMap<Arc<str>, Peer>,
     feed: Arc<OnceCell<Feed>>,
+    /// When the last socket left. The entry (and its bus subscription) lingers a little, so a
+    /// client that leaves and comes back at once does not churn bus subscriptions.
+    emptied: Option<Instant>,
 }
 
 /// The task that moves bus messages into the hub; aborting it drops the bus subscription.
@@ -79,12 +83,15 @@ impl Hub {
         let local = map.entry(key.clone()).or_insert_with(|| Local {
             sockets: HashMap::new(),
             feed: Arc::new(OnceCell::new()),
+            emptied: None,
         });
         local.sockets.insert(socket_id.clone(), peer.clone());
+        local.emptied = None;
         (local.sockets.len(), local.feed.clone())
     }
 
-    /// Removes a socket; returns the local count after. The last one drops the bus feed.
+    /// Removes a socket; returns the local count after. After the last one the bus feed
+    /// lingers until [`Hub::sweep`] finds it unused for long enough.
     pub(crate) fn remove(&self, index: Index, key: &Key, socket_id: &str) -> usize {
         let mut map = lock(self.map(index));
         let Some(local) = map.get_mut(key) else {
@@ -92,10 +99,23 @@ impl Hub {
         };
         local.sockets.remove(socket_id);
         let left = local.sockets.len();
-        if left == 0 {
-            map.remove(key);
+        if left == 0 && local.emptied.is_none() {
+            local.emptied = Some(Instant::now());
         }
         left
+    }
+
+    /// Drops entries that have had no socket for `linger`, and with them their bus
+    /// subscriptions.
+    pub(crate) fn sweep(&self, linger: Duration) {
+        let now = Instant::now();
+        for index in [Index::Channel, Index::User, Index::Watch] {
+            lock(self.map(index)).retain(|_, local| {
+                local
+                    .emptied
+                    .is_none_or(|at| now.duration_since(at) < linger)
+            });
+        }
     }
 
     pub(crate) fn count(&self, index: Index, key: &Key) -> usize {

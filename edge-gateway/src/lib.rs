@@ -14,7 +14,7 @@ mod upgrade;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -47,6 +47,10 @@ pub struct EdgeConfig {
     pub outbound_queue: usize,
     /// How long shutdown waits for connections to close after sending 4200.
     pub shutdown_grace: Duration,
+    /// How often the edge renews its lease in core.
+    pub heartbeat_interval: Duration,
+    /// How long a channel's bus subscription outlives its last local subscriber.
+    pub linger: Duration,
 }
 
 impl Default for EdgeConfig {
@@ -58,6 +62,8 @@ impl Default for EdgeConfig {
             max_message_bytes: 64 * 1024,
             outbound_queue: 1024,
             shutdown_grace: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(2),
+            linger: Duration::from_secs(2),
         }
     }
 }
@@ -82,6 +88,8 @@ pub struct Edge {
     app_connections: Mutex<HashMap<String, u64>>,
     shutdown: CancellationToken,
     connections: TaskTracker,
+    /// The last heartbeat reached core: the edge can serve subscriptions.
+    ready: AtomicBool,
 }
 
 impl Edge {
@@ -98,6 +106,7 @@ impl Edge {
             app_connections: Mutex::new(HashMap::new()),
             shutdown,
             connections: TaskTracker::new(),
+            ready: AtomicBool::new(false),
         });
         let reporter = edge.reporter.clone();
         tokio::spawn(reporter.run(
@@ -106,7 +115,47 @@ impl Edge {
             edge.deps.core.clone(),
             edge.shutdown.clone(),
         ));
+        tokio::spawn(edge.clone().beat());
+        tokio::spawn(edge.clone().sweep());
         edge
+    }
+
+    /// Lets go of bus subscriptions that have lingered unused.
+    async fn sweep(self: Arc<Self>) {
+        let linger = self.config.linger;
+        let mut tick = tokio::time::interval((linger / 2).max(Duration::from_millis(100)));
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                _ = tick.tick() => self.hub.sweep(linger),
+            }
+        }
+    }
+
+    /// Renews the lease until shutdown. The first beat goes out at once, before any client
+    /// could have subscribed, so everything this edge ever holds is covered by a lease.
+    async fn beat(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.heartbeat_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let ok = match self.deps.core.heartbeat(&self.config.edge_id).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "heartbeat to channel-core failed");
+                    false
+                }
+            };
+            self.ready.store(ok, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether channel-core accepted the last heartbeat (`/ready`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
     }
 
     /// Handles a request for `/app/{key}`: the WebSocket upgrade.
@@ -177,7 +226,13 @@ pub async fn run(
     let handler_edge = edge.clone();
     let handler: switchyard_listener::Handler = Arc::new(move |req, peer| {
         let edge = handler_edge.clone();
-        Box::pin(async move { edge.handle(req, peer).await })
+        Box::pin(async move {
+            match req.uri().path() {
+                "/up" => switchyard_listener::health(true),
+                "/ready" => switchyard_listener::health(edge.is_ready()),
+                _ => edge.handle(req, peer).await,
+            }
+        })
     });
     let tracker = TaskTracker::new();
     switchyard_listener::serve(listener, handler, shutdown, tracker.clone()).await;

@@ -98,3 +98,12 @@ pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 pub fn error(status: StatusCode, message: &str) -> Response<Body> {
     json(status, serde_json::json!({ "error": message }).to_string())
 }
+
+/// `/up` and `/ready` answers: 200 `{"ok":true}` or 503 `{"ok":false}`.
+pub fn health(ok: bool) -> Response<Body> {
+    if ok {
+        json(StatusCode::OK, r#"{"ok":true}"#)
+    } else {
+        json(StatusCode::SERVICE_UNAVAILABLE, r#"{"ok":false}"#)
+    }
+}

@@ -6,8 +6,10 @@ use anyhow::{bail, Context};
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Server address, `host:port`.
-    pub server: String,
+    /// WebSocket addresses, `host:port`; connections are spread over them in turn (edges).
+    pub servers: Vec<String>,
+    /// The HTTP API's address; defaults to the first WebSocket address (embedded mode).
+    pub api: String,
     pub app_id: String,
     pub key: String,
     pub secret: String,
@@ -29,11 +31,12 @@ pub struct Options {
 }
 
 pub const USAGE: &str =
-    "usage: loadgen fanout [--server 127.0.0.1:6001] [--app-id app-id] [--key app-key]
+    "usage: loadgen fanout [--server 127.0.0.1:6001[,HOST:PORT…]] [--api HOST:PORT]
+  [--app-id app-id] [--key app-key]
   [--secret app-secret] [--connections 1000] [--channel load] [--events 100] [--rate 10]
   [--payload-bytes 100] [--connect-concurrency 200] [--server-pid PID[,PID…]]
   [--drain-secs 5] [--settle-secs 2]
-Opens the connections, subscribes each to one channel, triggers timed events through the
+Opens the connections (spread over the --server addresses in turn), subscribes each to one channel, triggers timed events through the
 HTTP API and prints one JSON object: connect rate, RSS per idle subscribed connection,
 deliveries per second, latency percentiles, losses, server CPU per delivered message.";
 
@@ -53,7 +56,12 @@ impl Options {
         let mut take =
             |name: &str, default: &str| map.remove(name).unwrap_or_else(|| default.to_owned());
         let opts = Options {
-            server: take("server", "127.0.0.1:6001"),
+            servers: take("server", "127.0.0.1:6001")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            api: take("api", ""),
             app_id: take("app-id", "app-id"),
             key: take("key", "app-key"),
             secret: take("secret", "app-secret"),
@@ -77,6 +85,13 @@ impl Options {
             drain_secs: take("drain-secs", "5").parse().context("--drain-secs")?,
             settle_secs: take("settle-secs", "2").parse().context("--settle-secs")?,
         };
+        let mut opts = opts;
+        if opts.api.is_empty() {
+            opts.api = opts.servers.first().cloned().unwrap_or_default();
+        }
+        if opts.servers.is_empty() {
+            bail!("--server needs at least one address");
+        }
         if let Some(unknown) = map.keys().next() {
             bail!("unknown option --{unknown}");
         }

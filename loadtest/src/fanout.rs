@@ -33,10 +33,10 @@ fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-async fn open(opts: &Options) -> anyhow::Result<Ws> {
+async fn open(opts: &Options, server: &str) -> anyhow::Result<Ws> {
     let url = format!(
         "ws://{}/app/{}?protocol=7&client=loadgen&version=0.1",
-        opts.server, opts.key
+        server, opts.key
     );
     // A small read buffer: 10,000 clients with the default 128 KB each would need 1.3 GB.
     let config = WebSocketConfig::default().read_buffer_size(4096);
@@ -118,11 +118,12 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
     let started = Instant::now();
     let permits = Arc::new(Semaphore::new(opts.connect_concurrency.max(1)));
     let mut opening = Vec::with_capacity(opts.connections);
-    for _ in 0..opts.connections {
+    for i in 0..opts.connections {
         let (opts, permits) = (opts.clone(), permits.clone());
+        let server = opts.servers[i % opts.servers.len()].clone();
         opening.push(tokio::spawn(async move {
             let _permit = permits.acquire().await?;
-            open(&opts).await
+            open(&opts, &server).await
         }));
     }
     let mut sockets = Vec::with_capacity(opts.connections);
@@ -154,7 +155,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
     barrier.wait().await;
 
     let cpu_before = procfs::cpu_secs(&opts.server_pids);
-    let mut api = Api::connect(&opts.server, &opts.app_id, &opts.key, &opts.secret).await?;
+    let mut api = Api::connect(&opts.api, &opts.app_id, &opts.key, &opts.secret).await?;
     let padding = "x".repeat(opts.payload_bytes.saturating_sub(40));
     let interval = Duration::from_secs_f64(1.0 / opts.rate);
     let mut ticker = tokio::time::interval(interval);

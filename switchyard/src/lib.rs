@@ -3,8 +3,12 @@
 //! This composes the same `edge-gateway`, `api-service`, `channel-core` and `webhook-worker`
 //! code the distributed binaries run; only the adapters differ.
 
+pub mod cluster;
+pub mod launch;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use api_service::{Api, ApiDeps};
 use channel_core::{Core, MemoryStore};
@@ -38,32 +42,29 @@ impl Server {
 
     /// Serves until `shutdown`, then tells clients to reconnect (4200) and drains.
     pub async fn run(self, shutdown: CancellationToken) {
-        let server = &self.config.server;
         let apps: Arc<dyn AppStore> = Arc::new(StaticAppStore::new(self.config.apps.clone()));
         let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
-        let (queue, jobs) = MemoryQueue::new();
-        let webhooks = Arc::new(queue);
-        let core = Arc::new(Core::new(
-            Arc::new(MemoryStore::new()),
-            bus.clone(),
-            apps.clone(),
-            webhooks.clone(),
-        ));
+        let webhooks = Arc::new(MemoryQueue::new());
+        let core = Arc::new(
+            Core::new(
+                Arc::new(MemoryStore::new()),
+                bus.clone(),
+                apps.clone(),
+                webhooks.clone(),
+            )
+            .with_lease_ttl(Duration::from_millis(self.config.core.lease_ttl_ms)),
+        );
+        // The embedded edge never dies on its own, but the same reaper runs in both modes.
+        let reap_every = Duration::from_millis(self.config.core.reap_interval_ms);
+        tokio::spawn(core.clone().run_reaper(reap_every, shutdown.clone()));
         let worker_stop = CancellationToken::new();
         let worker = tokio::spawn(webhook_worker::run(
-            jobs,
+            webhooks.clone(),
             apps.clone(),
             WorkerConfig::default(),
             worker_stop.clone(),
         ));
-        let edge_config = EdgeConfig {
-            edge_id: "embedded".into(),
-            activity_timeout: server.activity_timeout(),
-            pong_timeout: server.pong_timeout(),
-            max_message_bytes: server.max_message_bytes,
-            outbound_queue: server.outbound_queue,
-            shutdown_grace: server.shutdown_grace(),
-        };
+        let edge_config = edge_config(&self.config, "embedded".into());
         let edge_deps = EdgeDeps {
             apps: apps.clone(),
             core: core.clone(),
@@ -80,6 +81,21 @@ impl Server {
         tracker.wait().await;
         worker_stop.cancel();
         let _ = worker.await;
+    }
+}
+
+/// The edge settings from the configuration, for the embedded and the standalone edge alike.
+pub fn edge_config(config: &Config, edge_id: String) -> EdgeConfig {
+    let server = &config.server;
+    EdgeConfig {
+        edge_id,
+        activity_timeout: server.activity_timeout(),
+        pong_timeout: server.pong_timeout(),
+        max_message_bytes: server.max_message_bytes,
+        outbound_queue: server.outbound_queue,
+        shutdown_grace: server.shutdown_grace(),
+        heartbeat_interval: Duration::from_millis(config.edge.heartbeat_ms),
+        linger: Duration::from_millis(config.edge.linger_ms),
     }
 }
 

@@ -1,7 +1,7 @@
 // The WebSocket handshake, close codes and what pusher-js does with them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_APPS, HOST, T, errorCode, parseData, record, sleep, useServer, waitFor, waitForState } from './harness.mjs';
+import { CLUSTER, CLUSTER_EDGE_PORTS, DEFAULT_APPS, HOST, T, errorCode, parseData, record, sleep, uniq, useServer, waitFor, waitForState } from './harness.mjs';
 
 const DISABLED_APP = { id: 'disabled-app', key: 'disabled-key', secret: 'disabled-secret', enabled: false };
 const QUOTA_APP = { id: 'quota-app', key: 'quota-key', secret: 'quota-secret', max_connections: 1 };
@@ -135,6 +135,15 @@ test('a pusher:ping from pusher-js gets a pusher:pong', T, async () => {
 });
 
 test('the server listens on SWITCHYARD_HOST/SWITCHYARD_PORT, not the config file port', T, async () => {
+  if (CLUSTER) {
+    // Both edges read one file ([edge] port = 6101); the second listens on 6102 only through
+    // SWITCHYARD_EDGE_PORT.
+    for (const port of CLUSTER_EDGE_PORTS) {
+      const res = await fetch(`http://${HOST}:${port}/up`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(res.status, 200, `edge on ${port}`);
+    }
+    return;
+  }
   // The harness writes port = 6001 in the file and passes the real port in the environment.
   assert.equal(srv.server.host, HOST);
   const res = await fetch(srv.url('/up'), { signal: AbortSignal.timeout(5000) });
@@ -179,7 +188,7 @@ test('an unknown pusher: event gets pusher:error and the connection stays open',
 
 test('data sent as a JSON string by the client is accepted like an object', T, async () => {
   const { sock } = await srv.rawConnected();
-  const name = 'string-data-channel';
+  const name = uniq('string-data-channel-');
   sock.send({ event: 'pusher:subscribe', data: JSON.stringify({ channel: name }) });
   const ok = await sock.next((m) => m.event === 'pusher_internal:subscription_succeeded', {
     what: 'subscription_succeeded for a string-encoded subscribe',

@@ -5,8 +5,14 @@
 // Usage in a test file:
 //   const srv = useServer();               // registers before/after/afterEach hooks
 //   test('…', T, async () => { const c = await srv.connect(); … });
+//
+// Cluster mode (SWITCHYARD_CLUSTER=1): no server is started. The suite uses the running local
+// cluster (deploy/local/cluster up): REST through HAProxy, WebSocket clients straight to the
+// edges, alternating between them per client created, so every multi-client test crosses
+// edges. The apps a test file lists must then exist in deploy/local/cluster.toml.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -37,8 +43,47 @@ globalThis.setTimeout = function setTimeoutUnrefPusherClose(fn, ms, ...rest) {
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(HERE, '..', '..');
-export const BIN = process.env.SWITCHYARD_BIN || path.join(REPO, 'target', 'debug', 'switchyard');
 export const HOST = '127.0.0.1';
+
+/** Cluster mode: test against the running local cluster instead of a server of our own. */
+export const CLUSTER = process.env.SWITCHYARD_CLUSTER === '1';
+/** Cluster mode: the HTTP API (HAProxy by default; the API itself is on 6201). */
+export const CLUSTER_API = new URL(process.env.SWITCHYARD_CLUSTER_API || `http://${HOST}:6001`);
+/** Cluster mode: the edges' ports; clients take them in turn. */
+export const CLUSTER_EDGE_PORTS = (process.env.SWITCHYARD_CLUSTER_EDGES || '6101,6102')
+  .split(',')
+  .map((p) => Number(p.trim()));
+/** Cluster mode: where webhooks.test.mjs listens; deploy/local/cluster.toml points its apps here. */
+export const CLUSTER_WEBHOOK_PORT = Number(process.env.SWITCHYARD_CLUSTER_WEBHOOK_PORT || 6501);
+/** Cluster mode: the config the cluster runs with, and the directory of its binaries and logs. */
+export const CLUSTER_CONFIG =
+  process.env.SWITCHYARD_CLUSTER_CONFIG || path.join(REPO, 'deploy', 'local', 'cluster.toml');
+export const CLUSTER_BIN_DIR = process.env.SWITCHYARD_BIN_DIR || path.join(REPO, 'target', 'debug');
+export const CLUSTER_LOGS = path.join(REPO, 'deploy', 'local', '.run');
+
+/**
+ * The binary tests start themselves: the embedded server, or in cluster mode an extra
+ * edge-gateway joined to the running cluster (only lifecycle.test.mjs starts one).
+ */
+export const BIN = CLUSTER
+  ? path.join(CLUSTER_BIN_DIR, 'edge-gateway')
+  : process.env.SWITCHYARD_BIN || path.join(REPO, 'target', 'debug', 'switchyard');
+
+/**
+ * Unique to this test process. Names that outlive a test in a cluster (channels, user ids)
+ * carry it, since the cluster's Redis keeps state between runs.
+ */
+export const RUN_ID = crypto.randomBytes(4).toString('hex');
+
+/** A user id unique to this run: `name-<run id>`. */
+export function uid(name) {
+  return `${name}-${RUN_ID}`;
+}
+
+/** Test options that skip the test in cluster mode, saying why. */
+export function embeddedOnly(reason, opts = T) {
+  return CLUSTER ? { ...opts, skip: `cluster mode: ${reason}` } : opts;
+}
 
 /** Default per-wait bound. */
 export const WAIT_MS = 5000;
@@ -156,23 +201,39 @@ function tail(file, bytes = 4000) {
 /**
  * Starts the server binary with a generated config on a free port and waits until GET /up is
  * 200. Returns { port, host, apps, logPath, configPath, stop() }.
+ *
+ * In cluster mode it starts an extra edge-gateway on a free port instead, joined to the
+ * running cluster (its config, `[server]` settings from `server`/`activityTimeoutSecs` as
+ * SWITCHYARD_* overrides); `apps` are then the cluster's.
  */
 export async function startServer({ apps = DEFAULT_APPS, name = 'e2e', activityTimeoutSecs = 120, server = {} } = {}) {
   if (!fs.existsSync(BIN)) {
-    throw new Error(`server binary not found at ${BIN}: build it or set SWITCHYARD_BIN`);
+    throw new Error(
+      CLUSTER
+        ? `edge-gateway not found at ${BIN}: build it or set SWITCHYARD_BIN_DIR`
+        : `server binary not found at ${BIN}: build it or set SWITCHYARD_BIN`,
+    );
   }
   const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-e2e-'));
-  const configPath = path.join(dir, 'switchyard.toml');
-  // The file keeps the default port; SWITCHYARD_PORT must override it.
-  fs.writeFileSync(configPath, configToml({ apps, activityTimeoutSecs, port: 6001, server }));
+  let configPath;
+  let env;
+  if (CLUSTER) {
+    configPath = CLUSTER_CONFIG;
+    env = { SWITCHYARD_EDGE_PORT: String(port), SWITCHYARD_ACTIVITY_TIMEOUT_SECS: String(activityTimeoutSecs) };
+    for (const [k, v] of Object.entries(server)) env[`SWITCHYARD_${k.toUpperCase()}`] = String(v);
+  } else {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-e2e-'));
+    configPath = path.join(dir, 'switchyard.toml');
+    // The file keeps the default port; SWITCHYARD_PORT must override it.
+    fs.writeFileSync(configPath, configToml({ apps, activityTimeoutSecs, port: 6001, server }));
+    env = { SWITCHYARD_PORT: String(port), SWITCHYARD_HOST: HOST };
+  }
   const logPath = path.join(os.tmpdir(), `switchyard-e2e-${name}-${port}.log`);
   const logFd = fs.openSync(logPath, 'w');
   const proc = spawn(BIN, ['--config', configPath], {
     env: {
       ...process.env,
-      SWITCHYARD_PORT: String(port),
-      SWITCHYARD_HOST: HOST,
+      ...env,
       RUST_LOG: process.env.RUST_LOG ?? 'info',
     },
     stdio: ['ignore', logFd, logFd],
@@ -208,14 +269,20 @@ export async function startServer({ apps = DEFAULT_APPS, name = 'e2e', activityT
       );
     }
     try {
-      const res = await fetch(`http://${HOST}:${port}/up`, { signal: AbortSignal.timeout(1000) });
+      // An edge is usable once /ready (its first heartbeat reached core); the embedded server
+      // at /up.
+      const res = await fetch(`http://${HOST}:${port}${CLUSTER ? '/ready' : '/up'}`, {
+        signal: AbortSignal.timeout(1000),
+      });
       if (res.status === 200) break;
     } catch {
       // not listening yet
     }
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`server did not answer GET /up with 200 within 15 s; log ${logPath}:\n${tail(logPath)}`);
+      throw new Error(
+        `server did not answer GET ${CLUSTER ? '/ready' : '/up'} with 200 within 15 s; log ${logPath}:\n${tail(logPath)}`,
+      );
     }
     await sleep(100);
   }
@@ -423,35 +490,77 @@ export function parseData(msg) {
 // ---------------------------------------------------------------------------------------------
 // Per-test-file server and client bookkeeping
 
+let edgeTurn = 0;
+/** Cluster mode: the next edge's port, in turn, so consecutive clients land on different edges. */
+export function nextEdgePort() {
+  const port = CLUSTER_EDGE_PORTS[edgeTurn % CLUSTER_EDGE_PORTS.length];
+  edgeTurn += 1;
+  return port;
+}
+
+/** Cluster mode: fails unless the API and every edge answer GET /ready. */
+async function checkCluster() {
+  const targets = [
+    [`${CLUSTER_API.origin}/ready`, 'the API (through HAProxy)'],
+    ...CLUSTER_EDGE_PORTS.map((p) => [`http://${HOST}:${p}/ready`, `the edge on ${p}`]),
+  ];
+  for (const [url, what] of targets) {
+    let status;
+    try {
+      status = (await fetch(url, { signal: AbortSignal.timeout(3000) })).status;
+    } catch (err) {
+      status = err.cause?.code ?? err.message;
+    }
+    if (status !== 200) {
+      throw new Error(
+        `SWITCHYARD_CLUSTER=1 but ${what} does not answer GET ${url} with 200 (${status}): ` +
+          'start the cluster with deploy/local/cluster up',
+      );
+    }
+  }
+}
+
 /**
  * Registers before/after/afterEach hooks that start one server for this test file, disconnect
  * every client after each test, and print the server log path when a test fails.
+ *
+ * opts.apps: the apps (a list, or a function returning one); opts.mainApp: the app that
+ * sdk(), client(), connect(), wsUrl() and rawConnected() use by default (MAIN_APP).
+ * In cluster mode no server is started: the apps must exist in the cluster's config, REST goes
+ * to CLUSTER_API and every client created picks the next edge.
  */
 export function useServer(opts = {}) {
   const clients = new Set();
   const raws = new Set();
+  const mainApp = opts.mainApp ?? MAIN_APP;
   const ctx = {
     server: null,
+    mainApp,
+    /** Where the HTTP API is: the server's port, or in cluster mode CLUSTER_API's. */
     get port() {
       return ctx.server.port;
     },
     get apps() {
       return ctx.server.apps;
     },
-    app(id = MAIN_APP.id) {
+    /** The port a new WebSocket client connects to: the server's, or the next edge's. */
+    wsPort() {
+      return CLUSTER ? nextEdgePort() : ctx.server.port;
+    },
+    app(id = mainApp.id) {
       const app = ctx.server.apps.find((a) => a.id === id);
       if (!app) throw new Error(`no app ${id} in the config`);
       return app;
     },
 
     /** A Node `pusher` SDK client for an app; `overrides` replace any option. */
-    sdk(appId = MAIN_APP.id, overrides = {}) {
-      const app = ctx.apps.find((a) => a.id === appId) ?? MAIN_APP;
+    sdk(appId = mainApp.id, overrides = {}) {
+      const app = ctx.apps.find((a) => a.id === appId) ?? mainApp;
       return new PusherServer({
         appId: app.id,
         key: app.key,
         secret: app.secret,
-        host: HOST,
+        host: ctx.server.host,
         port: String(ctx.port),
         useTLS: false,
         timeout: WAIT_MS,
@@ -466,11 +575,11 @@ export function useServer(opts = {}) {
      * opts.key: app key (default the app's); opts.sdk: SDK used for signing.
      */
     client(opts = {}) {
-      const app = ctx.app(opts.appId ?? MAIN_APP.id);
+      const app = ctx.app(opts.appId ?? mainApp.id);
       const signer = opts.sdk ?? ctx.sdk(app.id);
       const client = new PusherClient(opts.key ?? app.key, {
         wsHost: HOST,
-        wsPort: ctx.port,
+        wsPort: ctx.wsPort(),
         forceTLS: false,
         enabledTransports: ['ws'],
         disableStats: true,
@@ -509,9 +618,9 @@ export function useServer(opts = {}) {
       return client;
     },
 
-    /** ws://… URL for a raw socket. */
-    wsUrl(key = MAIN_APP.key, query = '?protocol=7&client=js&version=8.6.0&flash=false') {
-      return `ws://${HOST}:${ctx.port}/app/${key}${query}`;
+    /** ws://… URL for a raw socket (in cluster mode, on the next edge). */
+    wsUrl(key = mainApp.key, query = '?protocol=7&client=js&version=8.6.0&flash=false') {
+      return `ws://${HOST}:${ctx.wsPort()}/app/${key}${query}`;
     },
 
     /** A raw WebSocket, closed after the test. opts.headers: extra handshake headers. */
@@ -522,7 +631,7 @@ export function useServer(opts = {}) {
     },
 
     /** A raw socket that has received pusher:connection_established; resolves { sock, socketId }. */
-    async rawConnected(key = MAIN_APP.key, opts) {
+    async rawConnected(key = mainApp.key, opts) {
       const sock = ctx.raw(ctx.wsUrl(key), opts);
       const msg = await sock.next((m) => m.event === 'pusher:connection_established', {
         what: 'pusher:connection_established',
@@ -530,8 +639,9 @@ export function useServer(opts = {}) {
       return { sock, socketId: parseData(msg).socket_id };
     },
 
+    /** http://… URL on the HTTP API. */
     url(p) {
-      return `http://${HOST}:${ctx.port}${p}`;
+      return `http://${ctx.server.host}:${ctx.port}${p}`;
     },
 
     disconnectAll() {
@@ -553,15 +663,28 @@ export function useServer(opts = {}) {
   before(async () => {
     // opts.apps may be a function, for configs that depend on something made in an earlier
     // before() hook (a webhook receiver's port).
-    const apps = typeof opts.apps === 'function' ? await opts.apps() : opts.apps;
-    ctx.server = await startServer({ ...opts, apps: apps ?? DEFAULT_APPS, name: opts.name ?? 'e2e' });
+    const apps = (typeof opts.apps === 'function' ? await opts.apps() : opts.apps) ?? DEFAULT_APPS;
+    if (CLUSTER) {
+      await checkCluster();
+      ctx.server = {
+        cluster: true,
+        host: CLUSTER_API.hostname,
+        port: Number(CLUSTER_API.port || 80),
+        apps,
+        logPath: `${CLUSTER_LOGS}/*.log`,
+        exited: () => null,
+        stop: async () => {},
+      };
+      return;
+    }
+    ctx.server = await startServer({ ...opts, apps, name: opts.name ?? 'e2e' });
   });
   afterEach(async (t) => {
     ctx.disconnectAll();
     if (t.passed === false && ctx.server) {
       const ex = ctx.server.exited();
       process.stderr.write(
-        `\n[e2e] '${t.name}' failed; server log: ${ctx.server.logPath}` +
+        `\n[e2e] '${t.name}' failed; ${ctx.server.cluster ? 'cluster logs' : 'server log'}: ${ctx.server.logPath}` +
           (ex ? ` (server exited: ${JSON.stringify(ex)})` : '') +
           '\n',
       );
@@ -576,9 +699,12 @@ export function useServer(opts = {}) {
   return ctx;
 }
 
-/** A fresh channel-name suffix, so tests never see each other's channels. */
+/**
+ * A fresh channel name, so tests never see each other's channels, nor (in a cluster, whose
+ * Redis state persists) those of earlier runs.
+ */
 let seq = 0;
 export function uniq(prefix) {
   seq += 1;
-  return `${prefix}${process.pid}-${seq}`;
+  return `${prefix}${RUN_ID}-${seq}`;
 }

@@ -1,5 +1,7 @@
 // The process itself: heartbeats, config errors, graceful shutdown. Each test starts its own
-// server, since these tests change server-level settings or stop it.
+// server, since these tests change server-level settings or stop it. In cluster mode that
+// server is an extra edge-gateway joined to the running cluster (startServer in harness.mjs),
+// and the config errors are checked on the edge-gateway binary.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

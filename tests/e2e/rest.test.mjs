@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  CLUSTER,
   DEFAULT_APPS,
   MAIN_APP,
   T,
@@ -15,8 +16,22 @@ import {
 } from './harness.mjs';
 
 const DISABLED_APP = { id: 'rest-disabled', key: 'rest-disabled-key', secret: 'rest-disabled-secret', enabled: false };
+// In cluster mode every test file shares one cluster, so this file gets an app of its own
+// (deploy/local/cluster.toml): listing all presence- channels must see only this file's.
+const REST_APP = {
+  id: 'rest-app',
+  key: 'rest-key',
+  secret: 'rest-secret',
+  enable_client_messages: true,
+  enable_subscription_count: true,
+};
+const APP = CLUSTER ? REST_APP : MAIN_APP;
 
-const srv = useServer({ name: 'rest', apps: [...DEFAULT_APPS, DISABLED_APP] });
+const srv = useServer({
+  name: 'rest',
+  apps: [...DEFAULT_APPS, ...(CLUSTER ? [REST_APP] : []), DISABLED_APP],
+  mainApp: APP,
+});
 
 const json = async (promise) => (await promise).json();
 
@@ -168,32 +183,32 @@ test('triggerBatch delivers each event and answers index-aligned info', T, async
 });
 
 test('an unknown app id is a 404', T, async () => {
-  const sdk = srv.sdk(MAIN_APP.id, { appId: 'no-such-app' });
+  const sdk = srv.sdk(APP.id, { appId: 'no-such-app' });
   await expectStatus(sdk.trigger('rest-404', 'e', {}), 404);
   await expectStatus(sdk.get({ path: '/channels' }), 404);
 });
 
 test('a bad secret is a 401', T, async () => {
-  const sdk = srv.sdk(MAIN_APP.id, { secret: 'wrong-secret' });
+  const sdk = srv.sdk(APP.id, { secret: 'wrong-secret' });
   await expectStatus(sdk.trigger('rest-401', 'e', {}), 401);
   await expectStatus(sdk.get({ path: '/channels' }), 401);
 });
 
 test('an unknown auth_key is a 401', T, async () => {
-  const sdk = srv.sdk(MAIN_APP.id, { key: 'not-a-key' });
+  const sdk = srv.sdk(APP.id, { key: 'not-a-key' });
   await expectStatus(sdk.get({ path: '/channels' }), 401);
 });
 
 test('an unsigned request is a 401', T, async () => {
-  const res = await fetch(srv.url(`/apps/${MAIN_APP.id}/channels`), { signal: AbortSignal.timeout(5000) });
+  const res = await fetch(srv.url(`/apps/${APP.id}/channels`), { signal: AbortSignal.timeout(5000) });
   assert.equal(res.status, 401);
 });
 
 test('a tampered body (body_md5 mismatch) is a 401', T, async () => {
   const sdk = srv.sdk();
   const body = JSON.stringify({ name: 'e', channels: ['rest-md5'], data: '{}' });
-  const qs = sdk.createSignedQueryString({ method: 'POST', path: `/apps/${MAIN_APP.id}/events`, body });
-  const res = await fetch(srv.url(`/apps/${MAIN_APP.id}/events?${qs}`), {
+  const qs = sdk.createSignedQueryString({ method: 'POST', path: `/apps/${APP.id}/events`, body });
+  const res = await fetch(srv.url(`/apps/${APP.id}/events?${qs}`), {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: body.replace('rest-md5', 'rest-md6'),
@@ -208,11 +223,11 @@ test('an old auth_timestamp is a 401', T, async () => {
   let qs;
   try {
     Date.now = () => realNow() - 3600_000;
-    qs = sdk.createSignedQueryString({ method: 'GET', path: `/apps/${MAIN_APP.id}/channels` });
+    qs = sdk.createSignedQueryString({ method: 'GET', path: `/apps/${APP.id}/channels` });
   } finally {
     Date.now = realNow;
   }
-  const res = await fetch(srv.url(`/apps/${MAIN_APP.id}/channels?${qs}`), { signal: AbortSignal.timeout(5000) });
+  const res = await fetch(srv.url(`/apps/${APP.id}/channels?${qs}`), { signal: AbortSignal.timeout(5000) });
   assert.equal(res.status, 401);
 });
 
@@ -243,7 +258,7 @@ test('a disabled app answers 403', T, async () => {
 test('a malformed JSON body is a 400', T, async () => {
   const sdk = srv.sdk();
   const body = '{"name": "e", "channels": [';
-  const path = `/apps/${MAIN_APP.id}/events`;
+  const path = `/apps/${APP.id}/events`;
   const qs = sdk.createSignedQueryString({ method: 'POST', path, body });
   const res = await fetch(srv.url(`${path}?${qs}`), {
     method: 'POST',

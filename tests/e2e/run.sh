@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs Switchyard's end-to-end tests: the Node suite (pusher-js + the Node `pusher` SDK) and
 # the Python SDK suite, against the binary in $SWITCHYARD_BIN (default target/debug/switchyard).
-# It does not build the server. Exits non-zero if either suite fails.
+# With SWITCHYARD_CLUSTER=1 they run against the running local cluster instead (see
+# run-cluster.sh, which starts and stops it). It does not build the server. Exits non-zero if
+# either suite fails.
 set -uo pipefail
 
 E2E="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$E2E/../.." && pwd)"
 export SWITCHYARD_BIN="${SWITCHYARD_BIN:-$REPO/target/debug/switchyard}"
 
-if [[ ! -x "$SWITCHYARD_BIN" ]]; then
+if [[ "${SWITCHYARD_CLUSTER:-}" != 1 && ! -x "$SWITCHYARD_BIN" ]]; then
   echo "e2e: server binary not found or not executable: $SWITCHYARD_BIN" >&2
   exit 1
 fi

@@ -9,6 +9,7 @@ import {
   parseData,
   record,
   sleep,
+  uid,
   useServer,
   waitFor,
   waitForState,
@@ -16,6 +17,23 @@ import {
 } from './harness.mjs';
 
 const srv = useServer({ name: 'signin' });
+
+// User ids are per app and, in a cluster, outlive the run (online state, watchlists): each run
+// uses its own.
+const ALICE = uid('alice-s2u');
+const BOB = uid('bob-s2u');
+const MULTI = uid('multi-s2u');
+const TERM = uid('term-me');
+const KEEP = uid('keep-me');
+const WIRE = uid('wire-user');
+const FORGER = uid('forger');
+const FIRST = uid('first-user');
+const SECOND = uid('second-user');
+const MALLORY = uid('mallory');
+const VICTIM = uid('victim');
+const WL_EARLY = uid('wl-early');
+const WL_LATE = uid('wl-late');
+const WL_WATCHER = uid('wl-watcher');
 
 /** A pusher-js client signed in as `id`, with its #server-to-user channel subscribed. */
 async function signedIn(id, info = {}) {
@@ -35,39 +53,39 @@ async function signedIn(id, info = {}) {
 }
 
 test('sendToUser reaches the signed-in user and nobody else', T, async () => {
-  const alice = await signedIn('alice-s2u');
-  const bob = await signedIn('bob-s2u');
+  const alice = await signedIn(ALICE);
+  const bob = await signedIn(BOB);
   const bobSeen = record(bob.user, 'notice');
   const got = waitFor(alice.user, 'notice');
-  const res = await srv.sdk().sendToUser('alice-s2u', 'notice', { text: 'for alice only' });
+  const res = await srv.sdk().sendToUser(ALICE, 'notice', { text: 'for alice only' });
   assert.equal(res.status, 200);
   assert.deepEqual((await got).data, { text: 'for alice only' });
   // Barrier on bob's own stream: an event for bob arrives after anything meant for alice would.
   const bobGot = waitFor(bob.user, 'notice');
-  await srv.sdk().sendToUser('bob-s2u', 'notice', { text: 'for bob' });
+  await srv.sdk().sendToUser(BOB, 'notice', { text: 'for bob' });
   await bobGot;
   assert.deepEqual(bobSeen.data, [{ text: 'for bob' }]);
 });
 
 test('sendToUser reaches every connection of that user', T, async () => {
-  const one = await signedIn('multi-s2u');
-  const two = await signedIn('multi-s2u');
+  const one = await signedIn(MULTI);
+  const two = await signedIn(MULTI);
   const g1 = waitFor(one.user, 'ping-user');
   const g2 = waitFor(two.user, 'ping-user');
-  await srv.sdk().sendToUser('multi-s2u', 'ping-user', { n: 1 });
+  await srv.sdk().sendToUser(MULTI, 'ping-user', { n: 1 });
   assert.deepEqual((await g1).data, { n: 1 });
   assert.deepEqual((await g2).data, { n: 1 });
 });
 
 test('terminateUserConnections closes that user’s connections with 4009 and they stay closed', T, async () => {
-  const a = await signedIn('term-me');
-  const b = await signedIn('term-me');
-  const survivor = await signedIn('keep-me');
+  const a = await signedIn(TERM);
+  const b = await signedIn(TERM);
+  const survivor = await signedIn(KEEP);
   const errA = waitFor(a.connection, 'error', { filter: (e) => errorCode(e) === 4009, what: '4009 on a' });
   const errB = waitFor(b.connection, 'error', { filter: (e) => errorCode(e) === 4009, what: '4009 on b' });
   const statesA = record(a.connection, 'state_change');
 
-  const res = await srv.sdk().terminateUserConnections('term-me');
+  const res = await srv.sdk().terminateUserConnections(TERM);
   assert.equal(res.status, 200);
   assert.deepEqual(await res.json(), {});
   await errA;
@@ -84,13 +102,13 @@ test('terminateUserConnections closes that user’s connections with 4009 and th
 
   assert.equal(survivor.connection.state, 'connected');
   const got = waitFor(survivor.user, 'still-here');
-  await srv.sdk().sendToUser('keep-me', 'still-here', { ok: true });
+  await srv.sdk().sendToUser(KEEP, 'still-here', { ok: true });
   assert.deepEqual((await got).data, { ok: true });
 });
 
 test('pusher:signin_success echoes user_data on the wire', T, async () => {
   const { sock, socketId } = await srv.rawConnected();
-  const signed = srv.sdk().authenticateUser(socketId, { id: 'wire-user', user_info: { name: 'W' } });
+  const signed = srv.sdk().authenticateUser(socketId, { id: WIRE, user_info: { name: 'W' } });
   sock.send({ event: 'pusher:signin', data: signed });
   const msg = await sock.next((m) => m.event === 'pusher:signin_success', { what: 'pusher:signin_success' });
   const data = typeof msg.data === 'string' ? JSON.parse(msg.data) : msg.data;
@@ -101,7 +119,7 @@ test('a bad signin signature closes the connection with 4009', T, async () => {
   const { sock } = await srv.rawConnected();
   sock.send({
     event: 'pusher:signin',
-    data: { auth: `${MAIN_APP.key}:${'0'.repeat(64)}`, user_data: JSON.stringify({ id: 'forger' }) },
+    data: { auth: `${MAIN_APP.key}:${'0'.repeat(64)}`, user_data: JSON.stringify({ id: FORGER }) },
   });
   const closed = await sock.closed();
   assert.equal(closed.code, 4009);
@@ -111,15 +129,15 @@ test('a bad signin signature closes the connection with 4009', T, async () => {
 test('a connection signed in as one user cannot sign in as another', T, async () => {
   const { sock, socketId } = await srv.rawConnected();
   const sdk = srv.sdk();
-  sock.send({ event: 'pusher:signin', data: sdk.authenticateUser(socketId, { id: 'first-user' }) });
+  sock.send({ event: 'pusher:signin', data: sdk.authenticateUser(socketId, { id: FIRST }) });
   await sock.next((m) => m.event === 'pusher:signin_success', { what: 'first signin_success' });
-  sock.send({ event: 'pusher:signin', data: sdk.authenticateUser(socketId, { id: 'second-user' }) });
+  sock.send({ event: 'pusher:signin', data: sdk.authenticateUser(socketId, { id: SECOND }) });
   // Whatever the server answers (pusher:error or a close), it must not become second-user.
   await sleep(300);
   const successes = sock.messages.filter((m) => m.event === 'pusher:signin_success');
   assert.equal(successes.length, 1, 'no second signin_success');
   if (!sock.closeInfo) {
-    await sdk.sendToUser('second-user', 'stolen', { x: 1 });
+    await sdk.sendToUser(SECOND, 'stolen', { x: 1 });
     await sleep(300);
     assert.ok(!sock.messages.some((m) => m.event === 'stolen'), 'events for second-user must not arrive');
   }
@@ -127,24 +145,24 @@ test('a connection signed in as one user cannot sign in as another', T, async ()
 
 test('only the user itself may subscribe to its #server-to-user channel', T, async () => {
   const { sock, socketId } = await srv.rawConnected();
-  sock.send({ event: 'pusher:signin', data: srv.sdk().authenticateUser(socketId, { id: 'mallory' }) });
+  sock.send({ event: 'pusher:signin', data: srv.sdk().authenticateUser(socketId, { id: MALLORY }) });
   await sock.next((m) => m.event === 'pusher:signin_success', { what: 'signin_success' });
-  sock.send({ event: 'pusher:subscribe', data: { channel: '#server-to-user-victim' } });
+  sock.send({ event: 'pusher:subscribe', data: { channel: `#server-to-user-${VICTIM}` } });
   await sock.next((m) => m.event === 'pusher:subscription_error' || m.event === 'pusher:error', {
     what: 'an error for a foreign #server-to-user channel',
   });
   assert.ok(
     !sock.messages.some(
-      (m) => m.event === 'pusher_internal:subscription_succeeded' && m.channel === '#server-to-user-victim',
+      (m) => m.event === 'pusher_internal:subscription_succeeded' && m.channel === `#server-to-user-${VICTIM}`,
     ),
   );
-  await srv.sdk().sendToUser('victim', 'private-note', { x: 1 });
+  await srv.sdk().sendToUser(VICTIM, 'private-note', { x: 1 });
   await sleep(300);
   assert.ok(!sock.messages.some((m) => m.event === 'private-note'));
   // Sanity: its own channel is fine.
-  sock.send({ event: 'pusher:subscribe', data: { channel: '#server-to-user-mallory' } });
+  sock.send({ event: 'pusher:subscribe', data: { channel: `#server-to-user-${MALLORY}` } });
   const ok = await sock.next(
-    (m) => m.event === 'pusher_internal:subscription_succeeded' && m.channel === '#server-to-user-mallory',
+    (m) => m.event === 'pusher_internal:subscription_succeeded' && m.channel === `#server-to-user-${MALLORY}`,
     { what: 'subscription_succeeded for its own #server-to-user channel' },
   );
   assert.deepEqual(parseData(ok), {});
@@ -152,20 +170,20 @@ test('only the user itself may subscribe to its #server-to-user channel', T, asy
 
 test('watchlist: online and offline events for watched users', T, async () => {
   // Already online before the watcher signs in.
-  const early = await signedIn('wl-early');
-  const watcher = await srv.connect({ user: { id: 'wl-watcher', watchlist: ['wl-early', 'wl-late'] } });
+  const early = await signedIn(WL_EARLY);
+  const watcher = await srv.connect({ user: { id: WL_WATCHER, watchlist: [WL_EARLY, WL_LATE] } });
   const online = record(watcher.user.watchlist, 'online');
   const offline = record(watcher.user.watchlist, 'offline');
   watcher.signin();
   await withTimeout(watcher.user.signinDonePromise, WAIT_MS, 'watcher signin');
-  await online.some((e) => e.user_ids.includes('wl-early'), { what: 'online for wl-early' });
+  await online.some((e) => e.user_ids.includes(WL_EARLY), { what: 'online for wl-early' });
 
-  const late = await signedIn('wl-late');
-  await online.some((e) => e.user_ids.includes('wl-late'), { what: 'online for wl-late' });
+  const late = await signedIn(WL_LATE);
+  await online.some((e) => e.user_ids.includes(WL_LATE), { what: 'online for wl-late' });
 
   late.disconnect();
-  await offline.some((e) => e.user_ids.includes('wl-late'), { what: 'offline for wl-late' });
-  assert.ok(!offline.data.some((e) => e.user_ids.includes('wl-early')), 'wl-early is still online');
+  await offline.some((e) => e.user_ids.includes(WL_LATE), { what: 'offline for wl-late' });
+  assert.ok(!offline.data.some((e) => e.user_ids.includes(WL_EARLY)), 'wl-early is still online');
   early.disconnect();
-  await offline.some((e) => e.user_ids.includes('wl-early'), { what: 'offline for wl-early' });
+  await offline.some((e) => e.user_ids.includes(WL_EARLY), { what: 'offline for wl-early' });
 });

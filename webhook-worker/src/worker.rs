@@ -1,34 +1,63 @@
-//! The worker: takes jobs, sends each to every matching webhook of its app, retries with
-//! exponential backoff and jitter for the retry window.
+//! The worker: pulls jobs, sends each to every matching webhook of its app, and acks a job once
+//! every one of those deliveries has finished.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bytes::Bytes;
-use switchyard_apps::{AppStore, Webhook};
-use tokio::sync::{mpsc, Semaphore};
+use switchyard_apps::{App, AppStore, Webhook};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::deliver::{self, Outcome};
-use crate::{WebhookEvent, WebhookJob};
+use crate::receivers::Receivers;
+use crate::retry::{self, Backoff};
+use crate::{Leased, WebhookEvent, WebhookQueue};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Deliveries in flight at once.
+    /// HTTP requests in flight at once, across every receiver.
     pub concurrency: usize,
-    /// How long a failing webhook is retried before it is given up.
+    /// HTTP requests in flight at once to one webhook URL, so a slow receiver cannot take
+    /// every request permit.
+    pub per_receiver_concurrency: usize,
+    /// Jobs pulled and not yet acked. Bounds memory when the queue holds a large backlog;
+    /// jobs waiting out a retry backoff count too.
+    pub max_jobs_in_flight: usize,
+    /// Jobs asked for per pull.
+    pub pull_batch: usize,
+    /// How long one pull waits for a job before asking again.
+    pub pull_wait: Duration,
+    /// How long a failing webhook is retried before it is given up (dead-lettered).
     pub retry_window: Duration,
     pub request_timeout: Duration,
+    /// The first pause between attempts; it doubles up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             concurrency: 64,
+            per_receiver_concurrency: 8,
+            max_jobs_in_flight: 4096,
+            pull_batch: 64,
+            pull_wait: Duration::from_secs(2),
             retry_window: Duration::from_secs(300),
             request_timeout: Duration::from_secs(10),
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
         }
     }
+}
+
+/// What every job task shares.
+pub(crate) struct Context {
+    pub(crate) apps: Arc<dyn AppStore>,
+    pub(crate) config: WorkerConfig,
+    /// The worker-wide request permits (`concurrency`).
+    pub(crate) permits: Semaphore,
+    pub(crate) receivers: Receivers,
 }
 
 /// Whether `hook` wants `event`.
@@ -48,87 +77,154 @@ pub fn matches(hook: &Webhook, event: &WebhookEvent) -> bool {
     wanted && prefix && suffix
 }
 
-/// Drains `jobs` until `shutdown`; each delivery runs on its own task.
+/// Pulls and delivers until `shutdown`. Each job runs on its own task, so the pull loop never
+/// waits on a delivery, only on a free job slot. At shutdown, jobs still in flight are
+/// abandoned un-acked; the queue hands them out again (at least once).
 pub async fn run(
-    mut jobs: mpsc::UnboundedReceiver<WebhookJob>,
+    queue: Arc<dyn WebhookQueue>,
     apps: Arc<dyn AppStore>,
     config: WorkerConfig,
     shutdown: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
-    let mut next_id: u64 = rand::random::<u32>() as u64;
+    let slots = Arc::new(Semaphore::new(config.max_jobs_in_flight.max(1)));
+    let ctx = Arc::new(Context {
+        apps,
+        permits: Semaphore::new(config.concurrency.max(1)),
+        receivers: Receivers::new(config.per_receiver_concurrency),
+        config,
+    });
+    let mut failing = PullBackoff::default();
     loop {
-        let job = tokio::select! {
+        let Some(mut held) = take_slots(&slots, ctx.config.pull_batch, &shutdown).await else {
+            break;
+        };
+        let pulled = tokio::select! {
             () = shutdown.cancelled() => break,
-            job = jobs.recv() => match job { Some(job) => job, None => break },
+            pulled = queue.pull(held.len(), ctx.config.pull_wait) => pulled,
         };
-        let app = match apps.by_id(&job.app_id).await {
-            Ok(Some(app)) => app,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::error!(app_id = %job.app_id, error = %e, "webhook dropped: app store unavailable");
-                continue;
-            }
-        };
-        for hook in app.webhooks.iter().filter(|h| matches(h, &job.event)) {
-            next_id += 1;
-            let key = format!("{}-{}-{next_id}", job.app_id, job.time_ms);
-            let (app, hook, event, config) =
-                (app.clone(), hook.clone(), job.event.clone(), config.clone());
-            let permits = permits.clone();
-            tokio::spawn(async move {
-                deliver_with_retries(&app, &hook, &event, &key, &config, &permits).await;
-            });
-        }
-    }
-}
-
-async fn deliver_with_retries(
-    app: &switchyard_apps::App,
-    hook: &Webhook,
-    event: &WebhookEvent,
-    key: &str,
-    config: &WorkerConfig,
-    permits: &Semaphore,
-) {
-    let started = tokio::time::Instant::now();
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        // Stamped per attempt: receivers (the Python SDK) reject bodies older than 300 s.
-        let body =
-            Bytes::from(serde_json::json!({ "time_ms": now_ms(), "events": [event] }).to_string());
-        let outcome = {
-            let Ok(_permit) = permits.acquire().await else {
-                return;
-            };
-            deliver::post(app, hook, &body, key, config.request_timeout).await
-        };
-        match outcome {
-            Outcome::Delivered => return,
-            Outcome::Rejected(status) => {
-                tracing::warn!(app_id = %app.id, url = %hook.url, %status, event = event.name(), "webhook rejected; not retried");
-                return;
-            }
-            Outcome::Retry(reason) => {
-                if started.elapsed() + backoff > config.retry_window {
-                    tracing::error!(app_id = %app.id, url = %hook.url, %reason, event = event.name(), "webhook given up after the retry window");
-                    return;
+        match pulled {
+            Ok(jobs) => {
+                failing.reset();
+                for leased in jobs {
+                    let slot = held.pop();
+                    let (queue, ctx, stop) = (queue.clone(), ctx.clone(), shutdown.clone());
+                    tokio::spawn(handle(queue, ctx, leased, slot, stop));
                 }
-                tracing::debug!(app_id = %app.id, url = %hook.url, %reason, "webhook will be retried");
-                let jitter = Duration::from_millis(
-                    rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1),
-                );
-                tokio::time::sleep(backoff + jitter).await;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+            Err(e) => {
+                let pause = failing.next();
+                tracing::warn!(error = %e, ?pause, "webhook queue pull failed");
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(pause) => {}
+                }
             }
         }
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// Waits for one free job slot, then takes as many more as are free, up to `batch`.
+async fn take_slots(
+    slots: &Arc<Semaphore>,
+    batch: usize,
+    shutdown: &CancellationToken,
+) -> Option<Vec<OwnedSemaphorePermit>> {
+    let first = tokio::select! {
+        () = shutdown.cancelled() => return None,
+        permit = slots.clone().acquire_owned() => permit.ok()?,
+    };
+    let mut held = vec![first];
+    while held.len() < batch.max(1) {
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => held.push(permit),
+            Err(_) => break,
+        }
+    }
+    Some(held)
+}
+
+/// One job, start to ack. `_slot` is the job's place in `max_jobs_in_flight`, freed on return.
+async fn handle(
+    queue: Arc<dyn WebhookQueue>,
+    ctx: Arc<Context>,
+    leased: Leased,
+    _slot: Option<OwnedSemaphorePermit>,
+    shutdown: CancellationToken,
+) {
+    tokio::select! {
+        // Abandoned, not acked: another pull hands it out again.
+        () = shutdown.cancelled() => return,
+        () = process(&ctx, &leased) => {}
+    }
+    if let Err(e) = queue.ack(&leased.id).await {
+        tracing::warn!(id = %leased.id, error = %e, "webhook job done but not acked; it may be delivered again");
+    }
+}
+
+/// Delivers to every matching webhook in parallel and returns once all have finished.
+async fn process(ctx: &Arc<Context>, leased: &Leased) {
+    let job = &leased.job;
+    let Some(app) = find_app(ctx, &job.app_id, &job.event).await else {
+        return;
+    };
+    let mut deliveries = JoinSet::new();
+    for (n, hook) in app.webhooks.iter().enumerate() {
+        if !matches(hook, &job.event) {
+            continue;
+        }
+        // Built from the lease id, which survives redelivery where the backend allows, so a
+        // receiver can drop a duplicate.
+        let key = format!("{}-{}-{n}", job.app_id, leased.id);
+        let (ctx, hook, event, app_id) = (
+            ctx.clone(),
+            hook.clone(),
+            job.event.clone(),
+            job.app_id.clone(),
+        );
+        deliveries.spawn(async move { retry::deliver(&ctx, &app_id, &hook, &event, &key).await });
+    }
+    while deliveries.join_next().await.is_some() {}
+}
+
+/// The job's app, retrying an unavailable store within the retry window; `None` when the app
+/// is gone or the store stayed down (then the job is dropped, and logged as such).
+async fn find_app(ctx: &Context, app_id: &str, event: &WebhookEvent) -> Option<Arc<App>> {
+    let mut backoff = Backoff::new(&ctx.config);
+    loop {
+        match ctx.apps.by_id(app_id).await {
+            Ok(Some(app)) => return Some(app),
+            Ok(None) => {
+                tracing::warn!(%app_id, event = event.name(), "webhook job for an unknown app dropped");
+                return None;
+            }
+            Err(e) => {
+                let Some(delay) = backoff.next_delay() else {
+                    tracing::error!(%app_id, error = %e, event = event.name(), channel = event.channel(), "webhook dead-lettered: app store unavailable for the retry window");
+                    return None;
+                };
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Pause after failed pulls: 100 ms doubling up to 5 s, so a queue outage is neither hammered
+/// nor waited out for long once it recovers.
+#[derive(Default)]
+struct PullBackoff {
+    failures: u32,
+}
+
+impl PullBackoff {
+    fn next(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let ms = 100u64.saturating_mul(1 << self.failures.min(7).saturating_sub(1));
+        Duration::from_millis(ms.min(5_000))
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
 }
 
 #[cfg(test)]
@@ -164,5 +260,14 @@ mod tests {
                 channel: "any".into()
             }
         ));
+    }
+
+    #[test]
+    fn pull_backoff_grows_and_resets() {
+        let mut b = PullBackoff::default();
+        let pauses: Vec<u64> = (0..8).map(|_| b.next().as_millis() as u64).collect();
+        assert_eq!(pauses, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next(), Duration::from_millis(100));
     }
 }

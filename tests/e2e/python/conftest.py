@@ -1,5 +1,13 @@
-"""Starts the Switchyard binary once for the Python SDK tests, like tests/e2e/harness.mjs."""
+"""Starts the Switchyard binary once for the Python SDK tests, like tests/e2e/harness.mjs.
 
+Cluster mode (SWITCHYARD_CLUSTER=1): no server is started; the tests use the running local
+cluster (deploy/local/cluster up): the SDK talks to HAProxy (SWITCHYARD_CLUSTER_API, default
+http://127.0.0.1:6001) and WebSocket clients connect straight to the edges
+(SWITCHYARD_CLUSTER_EDGES, default 6101,6102), taking them in turn. The apps are then the ones
+in deploy/local/cluster.toml, which has the same credentials as APPS below.
+"""
+
+import itertools
 import json
 import os
 import signal
@@ -10,12 +18,19 @@ import time
 import urllib.request
 from pathlib import Path
 
+import urllib.parse
+
 import pusher
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = os.environ.get("SWITCHYARD_BIN") or str(REPO / "target" / "debug" / "switchyard")
 HOST = "127.0.0.1"
+
+CLUSTER = os.environ.get("SWITCHYARD_CLUSTER") == "1"
+CLUSTER_API = urllib.parse.urlsplit(os.environ.get("SWITCHYARD_CLUSTER_API") or f"http://{HOST}:6001")
+CLUSTER_EDGE_PORTS = [int(p) for p in (os.environ.get("SWITCHYARD_CLUSTER_EDGES") or "6101,6102").split(",")]
+CLUSTER_LOGS = REPO / "deploy" / "local" / ".run"
 
 APPS = [
     {
@@ -73,17 +88,49 @@ def _tail(path, n=4000):
 
 
 class Server:
-    def __init__(self, port, proc, log_path):
+    """Where the tests connect: `host`/`port` for the HTTP API, ws_url() for WebSockets."""
+
+    def __init__(self, port, proc, log_path, host=HOST, edge_ports=None):
+        self.host = host
         self.port = port
         self.proc = proc
         self.log_path = log_path
+        # In cluster mode each new WebSocket takes the next edge.
+        self._ws_ports = itertools.cycle(edge_ports) if edge_ports else None
 
     def ws_url(self, key=PY_APP["key"], query="?protocol=7&client=python-e2e&version=1.0&flash=false"):
-        return f"ws://{HOST}:{self.port}/app/{key}{query}"
+        port = next(self._ws_ports) if self._ws_ports else self.port
+        return f"ws://{HOST}:{port}/app/{key}{query}"
+
+
+def _check_cluster():
+    targets = [(f"{CLUSTER_API.scheme}://{CLUSTER_API.netloc}/ready", "the API (through HAProxy)")]
+    targets += [(f"http://{HOST}:{p}/ready", f"the edge on {p}") for p in CLUSTER_EDGE_PORTS]
+    for url, what in targets:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as res:
+                status = res.status
+        except OSError as e:
+            status = e
+        if status != 200:
+            pytest.fail(
+                f"SWITCHYARD_CLUSTER=1 but {what} does not answer GET {url} with 200 ({status}): "
+                "start the cluster with deploy/local/cluster up"
+            )
 
 
 @pytest.fixture(scope="session")
 def server():
+    if CLUSTER:
+        _check_cluster()
+        yield Server(
+            CLUSTER_API.port or 80,
+            None,
+            f"{CLUSTER_LOGS}/*.log",
+            host=CLUSTER_API.hostname,
+            edge_ports=CLUSTER_EDGE_PORTS,
+        )
+        return
     if not os.path.exists(BIN):
         pytest.fail(f"server binary not found at {BIN}: build it or set SWITCHYARD_BIN")
     port = free_port()
@@ -128,7 +175,7 @@ def sdk(server):
         app_id=PY_APP["id"],
         key=PY_APP["key"],
         secret=PY_APP["secret"],
-        host=HOST,
+        host=server.host,
         port=server.port,
         ssl=False,
         timeout=5,
@@ -142,4 +189,5 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call" and report.failed:
         srv = item.funcargs.get("server")
         if srv is not None:
-            report.sections.append(("switchyard", f"server log: {srv.log_path}"))
+            what = "cluster logs" if CLUSTER else "server log"
+            report.sections.append(("switchyard", f"{what}: {srv.log_path}"))

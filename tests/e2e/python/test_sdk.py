@@ -10,14 +10,20 @@ import pytest
 import websocket
 from pusher.errors import PusherBadAuth, PusherBadStatus
 
-from conftest import HOST, PY_APP
+from conftest import PY_APP
 
 WAIT = 5.0
 _seq = itertools.count(1)
+# Unique to this run: a cluster's Redis keeps channels and users between runs.
+RUN_ID = os.urandom(4).hex()
 
 
 def uniq(prefix):
-    return f"{prefix}{os.getpid()}-{next(_seq)}"
+    return f"{prefix}{RUN_ID}-{next(_seq)}"
+
+
+def uid(name):
+    return f"{name}-{RUN_ID}"
 
 
 class RawClient:
@@ -160,7 +166,9 @@ def test_channels_info_and_channel_info(sdk, raw):
 
 
 def test_presence_users_info_and_user_count(sdk, raw):
-    channel = uniq("presence-py-")
+    # A prefix of this run's own, so that the listing below sees no other presence channel.
+    prefix = uniq("presence-py-")
+    channel = f"{prefix}-room"
     one, two, three = raw(), raw(), raw()
     presence_join(sdk, one, channel, "u1", {"name": "One"})
     presence_join(sdk, two, channel, "u1", {"name": "One"})
@@ -168,31 +176,36 @@ def test_presence_users_info_and_user_count(sdk, raw):
     users = sdk.users_info(channel)
     assert sorted(users["users"], key=lambda u: u["id"]) == [{"id": "u1"}, {"id": "u2"}]
     assert sdk.channel_info(channel, ["user_count"]) == {"occupied": True, "user_count": 2}
-    assert sdk.channels_info(prefix_filter="presence-py-", attributes=["user_count"]) == {
+    assert sdk.channels_info(prefix_filter=prefix, attributes=["user_count"]) == {
         "channels": {channel: {"user_count": 2}}
     }
 
 
 def test_send_to_user(sdk, raw):
+    user = uid("py-user")
     client = raw()
-    signed = sdk.authenticate_user(client.socket_id, {"id": "py-user"})
+    signed = sdk.authenticate_user(client.socket_id, {"id": user})
     client.send({"event": "pusher:signin", "data": signed})
     client.wait_for(lambda m: m.get("event") == "pusher:signin_success")
     # pusher-js subscribes to its server-to-user channel after signin; do the same.
-    client.subscribe("#server-to-user-py-user")
-    sdk.send_to_user("py-user", "direct", {"to": "py-user"})
-    msg = client.event("#server-to-user-py-user", "direct")
-    assert json.loads(msg["data"]) == {"to": "py-user"}
+    client.subscribe(f"#server-to-user-{user}")
+    sdk.send_to_user(user, "direct", {"to": user})
+    msg = client.event(f"#server-to-user-{user}", "direct")
+    assert json.loads(msg["data"]) == {"to": user}
 
 
 def test_bad_secret_is_rejected(server):
-    bad = pusher.Pusher(app_id=PY_APP["id"], key=PY_APP["key"], secret="wrong", host=HOST, port=server.port, ssl=False)
+    bad = pusher.Pusher(
+        app_id=PY_APP["id"], key=PY_APP["key"], secret="wrong", host=server.host, port=server.port, ssl=False
+    )
     with pytest.raises(PusherBadAuth):
         bad.trigger(uniq("py-401-"), "e", {})
 
 
 def test_unknown_app_id_is_404(server):
-    other = pusher.Pusher(app_id="99999", key=PY_APP["key"], secret=PY_APP["secret"], host=HOST, port=server.port, ssl=False)
+    other = pusher.Pusher(
+        app_id="99999", key=PY_APP["key"], secret=PY_APP["secret"], host=server.host, port=server.port, ssl=False
+    )
     with pytest.raises(PusherBadStatus, match="404"):
         other.channels_info()
 
@@ -207,7 +220,7 @@ def test_encrypted_channel_payload_decrypts_with_the_shared_secret(server, raw):
         app_id=PY_APP["id"],
         key=PY_APP["key"],
         secret=PY_APP["secret"],
-        host=HOST,
+        host=server.host,
         port=server.port,
         ssl=False,
         encryption_master_key_base64=base64.b64encode(master).decode(),

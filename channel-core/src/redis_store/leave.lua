@@ -1,0 +1,24 @@
+-- leave: removes one presence connection.
+-- KEYS: 1 members, 2 join order, 3 connections (conn -> user), 4 connections per user,
+--       5 this edge's sockets, 6 counts (edge -> count), 7 this edge's holdings
+-- ARGV: 1 conn, 2 socket, 3 edge, 4 holding
+-- Returns nil when the connection was not a member, else {user, 1 | 0 (last connection)}.
+local user = redis.call('HGET', KEYS[3], ARGV[1])
+if not user then
+  return false
+end
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[5], ARGV[2])
+
+local last = 0
+if redis.call('HINCRBY', KEYS[4], user, -1) <= 0 then
+  redis.call('HDEL', KEYS[4], user)
+  redis.call('HDEL', KEYS[1], user)
+  redis.call('ZREM', KEYS[2], user)
+  last = 1
+end
+
+if redis.call('SCARD', KEYS[5]) == 0 and redis.call('HEXISTS', KEYS[6], ARGV[3]) == 0 then
+  redis.call('SREM', KEYS[7], ARGV[4])
+end
+return {user, last}

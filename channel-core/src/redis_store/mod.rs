@@ -1,0 +1,407 @@
+//! [`ChannelStore`] in Redis, for the distributed mode: several core replicas share one Redis.
+//!
+//! Every first/last decision (count totals, presence joins and leaves, signed-in users, reaping,
+//! lease claims) is one Lua script, so replicas never read then write. Reads that decide nothing
+//! use `MULTI` pipelines for a consistent snapshot.
+//!
+//! The key layout is in [`keys`]; Redis deletes empty hashes, sets and sorted sets by
+//! itself, so an empty channel, an offline user or an edge with nothing left leaves no keys.
+//!
+//! Redis Cluster: all keys of an app share the `{app}` hash tag, so a script can update a
+//! channel and the app's occupied index together, and the cluster shards per app, not per
+//! channel: one very busy app lives on one shard. The lease list and the edge → apps index are
+//! outside any app; they are written with separate commands, never inside an app's script.
+
+mod connection;
+mod keys;
+mod scripts;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::Value;
+use switchyard_protocol::presence::Member;
+
+use crate::store::{
+    ChannelStore, CountTransition, Holding, JoinResult, LeaveResult, ReapResult, StoreError,
+};
+use crate::ChannelCounts;
+use connection::{ttl_ms, unavailable};
+use keys::{channel_holding, conn, conn_prefix, parse_holding, user_holding, Keys};
+use scripts::Scripts;
+
+/// Channel state in Redis. Cheap to share: the connection is multiplexed and reconnects by
+/// itself after Redis restarts.
+pub struct RedisStore {
+    con: ConnectionManager,
+    keys: Keys,
+    scripts: Scripts,
+}
+
+fn members_from_pairs(flat: Vec<String>) -> Vec<Member> {
+    let mut members = Vec::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(user_id), Some(user_info)) = (it.next(), it.next()) {
+        members.push(Member { user_id, user_info });
+    }
+    members
+}
+
+/// ZRANGEBYLEX bounds for names starting with `prefix`. Byte 0xFF never occurs in UTF-8, so
+/// `prefix + 0xFF` is above every name with that prefix and below every greater one.
+fn prefix_range(prefix: &str) -> (Vec<u8>, Vec<u8>) {
+    if prefix.is_empty() {
+        return (b"-".to_vec(), b"+".to_vec());
+    }
+    let min = [b"[", prefix.as_bytes()].concat();
+    let max = [b"(", prefix.as_bytes(), &[0xFF]].concat();
+    (min, max)
+}
+
+fn total(counts: &[u64]) -> u64 {
+    counts.iter().sum()
+}
+
+#[async_trait]
+impl ChannelStore for RedisStore {
+    async fn set_edge_count(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        count: u64,
+    ) -> Result<CountTransition, StoreError> {
+        let app = self.keys.app(app_id);
+        let mut inv = self.scripts.count.prepare_invoke();
+        inv.key(app.counts(channel))
+            .key(app.edge_sockets(channel, edge))
+            .key(app.occupied())
+            .key(app.holdings(edge))
+            .arg(edge)
+            .arg(count)
+            .arg(channel);
+        let (before, after) = if count > 0 {
+            self.eval_indexed(edge, app_id, &inv).await?
+        } else {
+            self.eval(&inv).await?
+        };
+        Ok(CountTransition { before, after })
+    }
+
+    async fn join(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        socket_id: &str,
+        member: Member,
+        max_members: usize,
+    ) -> Result<JoinResult, StoreError> {
+        let app = self.keys.app(app_id);
+        let mut inv = self.scripts.join.prepare_invoke();
+        inv.key(app.members(channel))
+            .key(app.order(channel))
+            .key(app.conns(channel))
+            .key(app.user_conns(channel))
+            .key(app.edge_sockets(channel, edge))
+            .key(app.holdings(edge))
+            .arg(conn(edge, socket_id))
+            .arg(socket_id)
+            .arg(&member.user_id)
+            .arg(&member.user_info)
+            .arg(max_members)
+            .arg(channel_holding(channel));
+        let (first, flat): (i64, Vec<String>) = self.eval_indexed(edge, app_id, &inv).await?;
+        if first < 0 {
+            return Err(StoreError::PresenceFull(max_members));
+        }
+        Ok(JoinResult {
+            first: first == 1,
+            members: members_from_pairs(flat),
+        })
+    }
+
+    async fn leave(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<Option<LeaveResult>, StoreError> {
+        let app = self.keys.app(app_id);
+        let mut inv = self.scripts.leave.prepare_invoke();
+        inv.key(app.members(channel))
+            .key(app.order(channel))
+            .key(app.conns(channel))
+            .key(app.user_conns(channel))
+            .key(app.edge_sockets(channel, edge))
+            .key(app.counts(channel))
+            .key(app.holdings(edge))
+            .arg(conn(edge, socket_id))
+            .arg(socket_id)
+            .arg(edge)
+            .arg(channel_holding(channel));
+        let left: Option<(String, i64)> = self.eval(&inv).await?;
+        Ok(left.map(|(user_id, last)| LeaveResult {
+            user_id,
+            last: last == 1,
+        }))
+    }
+
+    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, StoreError> {
+        let app = self.keys.app(app_id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zrange(app.order(channel), 0, -1)
+            .hgetall(app.members(channel));
+        let (order, mut infos): (Vec<String>, HashMap<String, String>) = self.query(&pipe).await?;
+        Ok(order
+            .into_iter()
+            .filter_map(|user_id| {
+                let user_info = infos.remove(&user_id)?;
+                Some(Member { user_id, user_info })
+            })
+            .collect())
+    }
+
+    async fn counts(&self, app_id: &str, channel: &str) -> Result<ChannelCounts, StoreError> {
+        let app = self.keys.app(app_id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hvals(app.counts(channel))
+            .hlen(app.members(channel));
+        let (counts, users): (Vec<u64>, u64) = self.query(&pipe).await?;
+        Ok(ChannelCounts {
+            subscription_count: total(&counts),
+            user_count: users,
+        })
+    }
+
+    async fn occupied(
+        &self,
+        app_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, ChannelCounts)>, StoreError> {
+        let app = self.keys.app(app_id);
+        let (min, max) = prefix_range(prefix);
+        let mut pipe = redis::pipe();
+        pipe.zrangebylex(app.occupied(), min, max);
+        let (names,): (Vec<String>,) = self.query(&pipe).await?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for name in &names {
+            pipe.hvals(app.counts(name)).hlen(app.members(name));
+        }
+        let values: Vec<Value> = self.query(&pipe).await?;
+        let mut out = Vec::with_capacity(names.len());
+        let mut values = values.into_iter();
+        for name in names {
+            let (Some(counts), Some(users)) = (values.next(), values.next()) else {
+                return Err(unavailable("short reply to a channel counts pipeline"));
+            };
+            let counts: Vec<u64> = redis::from_redis_value(counts).map_err(unavailable)?;
+            let users: u64 = redis::from_redis_value(users).map_err(unavailable)?;
+            // The index was read first: a channel vacated since then is skipped.
+            if total(&counts) > 0 {
+                let counts = ChannelCounts {
+                    subscription_count: total(&counts),
+                    user_count: users,
+                };
+                out.push((name, counts));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn cache_put(
+        &self,
+        app_id: &str,
+        channel: &str,
+        frame: String,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = self.keys.app(app_id).cache(channel);
+        let mut pipe = redis::pipe();
+        // Redis rejects PX 0; a zero TTL means the frame is already gone.
+        match ttl_ms(ttl) {
+            0 => pipe.del(key).ignore(),
+            ms => pipe
+                .cmd("SET")
+                .arg(key)
+                .arg(frame)
+                .arg("PX")
+                .arg(ms)
+                .ignore(),
+        };
+        self.query(&pipe).await
+    }
+
+    async fn cache_get(
+        &self,
+        app_id: &str,
+        channel: &str,
+    ) -> Result<Option<(String, Duration)>, StoreError> {
+        let key = self.keys.app(app_id).cache(channel);
+        let mut pipe = redis::pipe();
+        pipe.atomic().get(&key).pttl(&key);
+        let (frame, pttl): (Option<String>, i64) = self.query(&pipe).await?;
+        let remaining = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
+        Ok(frame.map(|frame| (frame, remaining)))
+    }
+
+    async fn user_connect(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<bool, StoreError> {
+        let app = self.keys.app(app_id);
+        let mut inv = self.scripts.user_connect.prepare_invoke();
+        inv.key(app.online(user_id))
+            .key(app.user_sockets(user_id, edge))
+            .key(app.holdings(edge))
+            .arg(conn(edge, socket_id))
+            .arg(socket_id)
+            .arg(user_holding(user_id));
+        self.eval_indexed(edge, app_id, &inv).await
+    }
+
+    async fn user_disconnect(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<bool, StoreError> {
+        let app = self.keys.app(app_id);
+        let mut inv = self.scripts.user_disconnect.prepare_invoke();
+        inv.key(app.online(user_id))
+            .key(app.user_sockets(user_id, edge))
+            .key(app.holdings(edge))
+            .arg(conn(edge, socket_id))
+            .arg(socket_id)
+            .arg(user_holding(user_id));
+        self.eval(&inv).await
+    }
+
+    async fn users_online(
+        &self,
+        app_id: &str,
+        user_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let app = self.keys.app(app_id);
+        let mut pipe = redis::pipe();
+        for user_id in user_ids {
+            pipe.exists(app.online(user_id));
+        }
+        let online: Vec<bool> = self.query(&pipe).await?;
+        Ok(user_ids
+            .iter()
+            .zip(online)
+            .filter(|(_, online)| *online)
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut inv = self.scripts.touch_edge.prepare_invoke();
+        inv.key(self.keys.leases()).arg(edge).arg(ttl_ms(ttl));
+        let _now: i64 = self.eval(&inv).await?;
+        Ok(())
+    }
+
+    async fn claim_expired_edge(&self) -> Result<Option<String>, StoreError> {
+        let mut inv = self.scripts.claim_edge.prepare_invoke();
+        inv.key(self.keys.leases());
+        self.eval(&inv).await
+    }
+
+    async fn edge_holdings(&self, edge: &str) -> Result<Vec<Holding>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.smembers(self.keys.edge_apps(edge));
+        let (apps,): (Vec<String>,) = self.query(&pipe).await?;
+        if apps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for app_id in &apps {
+            pipe.smembers(self.keys.app(app_id).holdings(edge));
+        }
+        let held: Vec<Vec<String>> = self.query(&pipe).await?;
+        let mut out: Vec<Holding> = apps
+            .iter()
+            .zip(held)
+            .flat_map(|(app_id, values)| {
+                values
+                    .into_iter()
+                    .filter_map(move |value| parse_holding(app_id, &value))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn reap_channel(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+    ) -> Result<ReapResult, StoreError> {
+        let app = self.keys.app(app_id);
+        let mut inv = self.scripts.reap_channel.prepare_invoke();
+        inv.key(app.counts(channel))
+            .key(app.members(channel))
+            .key(app.order(channel))
+            .key(app.conns(channel))
+            .key(app.user_conns(channel))
+            .key(app.edge_sockets(channel, edge))
+            .key(app.occupied())
+            .key(app.holdings(edge))
+            .arg(edge)
+            .arg(channel)
+            .arg(conn_prefix(edge))
+            .arg(channel_holding(channel));
+        let (before, after, users_left): (u64, u64, Vec<String>) = self.eval(&inv).await?;
+        Ok(ReapResult {
+            transition: CountTransition { before, after },
+            users_left,
+        })
+    }
+
+    async fn reap_user(&self, app_id: &str, user_id: &str, edge: &str) -> Result<bool, StoreError> {
+        let app = self.keys.app(app_id);
+        let mut inv = self.scripts.reap_user.prepare_invoke();
+        inv.key(app.online(user_id))
+            .key(app.user_sockets(user_id, edge))
+            .key(app.holdings(edge))
+            .arg(conn_prefix(edge))
+            .arg(user_holding(user_id));
+        self.eval(&inv).await
+    }
+
+    async fn forget_edge(&self, edge: &str) -> Result<(), StoreError> {
+        let index = self.keys.edge_apps(edge);
+        let mut pipe = redis::pipe();
+        pipe.zrem(self.keys.leases(), edge)
+            .ignore()
+            .smembers(&index);
+        let (apps,): (Vec<String>,) = self.query(&pipe).await?;
+        // After reaping, the holdings sets are already empty (so already gone); deleting them
+        // here only matters for ones a reap missed, which would otherwise never be visited.
+        let mut pipe = redis::pipe();
+        for app_id in &apps {
+            pipe.del(self.keys.app(app_id).holdings(edge)).ignore();
+        }
+        pipe.del(index).ignore();
+        self.query(&pipe).await
+    }
+}

@@ -1,0 +1,46 @@
+//! The Lua scripts, one per decision that must be atomic. Each file documents its KEYS, ARGV
+//! and reply.
+
+use redis::Script;
+
+pub(super) struct Scripts {
+    pub count: Script,
+    pub join: Script,
+    pub leave: Script,
+    pub reap_channel: Script,
+    pub user_connect: Script,
+    pub user_disconnect: Script,
+    pub reap_user: Script,
+    pub touch_edge: Script,
+    pub claim_edge: Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Scripts {
+        Scripts {
+            count: Script::new(include_str!("count.lua")),
+            join: Script::new(include_str!("join.lua")),
+            leave: Script::new(include_str!("leave.lua")),
+            reap_channel: Script::new(include_str!("reap_channel.lua")),
+            user_connect: Script::new(include_str!("user_connect.lua")),
+            user_disconnect: Script::new(include_str!("user_disconnect.lua")),
+            reap_user: Script::new(include_str!("reap_user.lua")),
+            touch_edge: Script::new(include_str!("touch_edge.lua")),
+            claim_edge: Script::new(include_str!("claim_edge.lua")),
+        }
+    }
+
+    pub(super) fn all(&self) -> [&Script; 9] {
+        [
+            &self.count,
+            &self.join,
+            &self.leave,
+            &self.reap_channel,
+            &self.user_connect,
+            &self.user_disconnect,
+            &self.reap_user,
+            &self.touch_edge,
+            &self.claim_edge,
+        ]
+    }
+}

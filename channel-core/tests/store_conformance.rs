@@ -1,0 +1,472 @@
+//! One conformance suite for every `ChannelStore` backend: each case runs against the memory
+//! store and against Redis at 127.0.0.1:6379, and both must behave the same.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use channel_core::{
+    ChannelCounts, ChannelStore, CountTransition, LeaveResult, RedisStore, StoreError,
+};
+use support::concurrency::*;
+use support::edges::*;
+use support::{member, Store};
+
+conformance!(
+    counts_sum_across_edges,
+    presence_first_and_last_across_edges_and_sockets,
+    members_keep_join_order_and_first_user_info,
+    member_limit_refuses_only_new_users,
+    leave_of_a_non_member_is_none,
+    occupied_filters_by_prefix_with_user_counts,
+    names_with_separators_stay_apart,
+    cache_keeps_frame_until_ttl,
+    users_online_first_and_last,
+    leases_are_claimed_only_after_expiry,
+    expired_edges_go_to_exactly_one_claimer,
+    edge_holdings_follow_counts_joins_and_users,
+    reap_channel_removes_only_the_dead_edge,
+    reap_user_removes_only_the_dead_edge,
+    forget_edge_drops_the_lease,
+    concurrent_joins_and_leaves_decide_once,
+    concurrent_count_reports_occupy_and_vacate_once,
+);
+
+fn counts(subscription_count: u64, user_count: u64) -> ChannelCounts {
+    ChannelCounts {
+        subscription_count,
+        user_count,
+    }
+}
+
+async fn counts_sum_across_edges(s: Store) {
+    let t = s.set_edge_count("a", "c", "e1", 2).await.expect("count");
+    assert_eq!(
+        t,
+        CountTransition {
+            before: 0,
+            after: 2
+        }
+    );
+    assert!(t.occupied());
+    let t = s.set_edge_count("a", "c", "e2", 3).await.expect("count");
+    assert_eq!((t.before, t.after), (2, 5));
+    let t = s.set_edge_count("a", "c", "e1", 1).await.expect("count");
+    assert_eq!((t.before, t.after), (5, 4));
+    assert_eq!(s.counts("a", "c").await.expect("counts"), counts(4, 0));
+    assert_eq!(s.counts("b", "c").await.expect("counts"), counts(0, 0));
+    let t = s.set_edge_count("a", "c", "e1", 0).await.expect("count");
+    assert_eq!((t.before, t.after), (4, 3));
+    let t = s.set_edge_count("a", "c", "e1", 0).await.expect("count");
+    assert_eq!(
+        (t.before, t.after),
+        (3, 3),
+        "a repeated report changes nothing"
+    );
+    let t = s.set_edge_count("a", "c", "e2", 0).await.expect("count");
+    assert!(t.vacated());
+    assert_eq!(s.counts("a", "c").await.expect("counts"), counts(0, 0));
+    assert!(s.occupied("a", "").await.expect("occupied").is_empty());
+}
+
+async fn presence_first_and_last_across_edges_and_sockets(s: Store) {
+    let ch = "presence-room";
+    let j = s.join("a", ch, "e1", "1.1", member("u"), 100).await;
+    assert!(j.expect("join").first);
+    let j = s.join("a", ch, "e1", "1.1", member("u"), 100).await;
+    assert!(
+        !j.expect("join").first,
+        "the same socket again is no new user"
+    );
+    let j = s.join("a", ch, "e1", "1.2", member("u"), 100).await;
+    assert!(!j.expect("join").first);
+    let j = s.join("a", ch, "e2", "1.1", member("u"), 100).await;
+    let j = j.expect("join");
+    assert!(
+        !j.first,
+        "the same socket id on another edge is another connection"
+    );
+    assert_eq!(j.members, vec![member("u")]);
+    assert_eq!(s.counts("a", ch).await.expect("counts"), counts(0, 1));
+
+    let not_last = Some(LeaveResult {
+        user_id: "u".into(),
+        last: false,
+    });
+    assert_eq!(
+        s.leave("a", ch, "e1", "1.1").await.expect("leave"),
+        not_last
+    );
+    assert_eq!(
+        s.leave("a", ch, "e1", "1.2").await.expect("leave"),
+        not_last
+    );
+    let last = s.leave("a", ch, "e2", "1.1").await.expect("leave");
+    assert_eq!(last.map(|l| l.last), Some(true));
+    assert_eq!(s.leave("a", ch, "e2", "1.1").await.expect("leave"), None);
+    assert!(s.members("a", ch).await.expect("members").is_empty());
+    assert_eq!(s.counts("a", ch).await.expect("counts"), counts(0, 0));
+
+    let j = s.join("a", ch, "e1", "1.1", member("u"), 100).await;
+    assert!(j.expect("join").first, "a user who left is new again");
+}
+
+async fn members_keep_join_order_and_first_user_info(s: Store) {
+    let ch = "presence-order";
+    for (i, user) in ["carol", "alice", "bob"].iter().enumerate() {
+        let socket = format!("1.{i}");
+        s.join("a", ch, "e", &socket, member(user), 100)
+            .await
+            .expect("join");
+    }
+    let renamed = switchyard_protocol::presence::Member {
+        user_id: "alice".into(),
+        user_info: "{\"name\":\"other\"}".into(),
+    };
+    let j = s
+        .join("a", ch, "e", "1.9", renamed, 100)
+        .await
+        .expect("join");
+    let expected = vec![member("carol"), member("alice"), member("bob")];
+    assert_eq!(j.members, expected, "join order; the first user_info stays");
+    assert_eq!(s.members("a", ch).await.expect("members"), expected);
+
+    s.leave("a", ch, "e", "1.0").await.expect("leave");
+    let j = s.join("a", ch, "e", "2.0", member("carol"), 100).await;
+    let expected = vec![member("alice"), member("bob"), member("carol")];
+    assert_eq!(
+        j.expect("join").members,
+        expected,
+        "a returning user joins last"
+    );
+    assert_eq!(s.members("a", ch).await.expect("members"), expected);
+    assert!(s
+        .members("a", "presence-none")
+        .await
+        .expect("members")
+        .is_empty());
+}
+
+async fn member_limit_refuses_only_new_users(s: Store) {
+    let ch = "presence-small";
+    s.join("a", ch, "e1", "1.1", member("u1"), 2)
+        .await
+        .expect("join");
+    s.join("a", ch, "e1", "1.2", member("u2"), 2)
+        .await
+        .expect("join");
+    let full = s.join("a", ch, "e2", "2.1", member("u3"), 2).await;
+    assert!(matches!(full, Err(StoreError::PresenceFull(2))), "{full:?}");
+    let j = s.join("a", ch, "e2", "2.2", member("u1"), 2).await;
+    let j = j.expect("an existing user's further connection is never refused");
+    assert_eq!(j.members, vec![member("u1"), member("u2")]);
+    assert_eq!(s.counts("a", ch).await.expect("counts"), counts(0, 2));
+
+    s.leave("a", ch, "e1", "1.2").await.expect("leave");
+    let j = s
+        .join("a", ch, "e2", "2.1", member("u3"), 2)
+        .await
+        .expect("join");
+    assert!(j.first);
+    assert_eq!(j.members, vec![member("u1"), member("u3")]);
+
+    let none = s
+        .join("a", "presence-zero", "e1", "1.1", member("u"), 0)
+        .await;
+    assert!(matches!(none, Err(StoreError::PresenceFull(0))));
+    assert!(s
+        .members("a", "presence-zero")
+        .await
+        .expect("members")
+        .is_empty());
+}
+
+async fn leave_of_a_non_member_is_none(s: Store) {
+    let ch = "presence-x";
+    assert_eq!(s.leave("a", ch, "e", "1.1").await.expect("leave"), None);
+    s.join("a", ch, "e", "1.1", member("u"), 10)
+        .await
+        .expect("join");
+    assert_eq!(s.leave("a", ch, "e", "1.2").await.expect("leave"), None);
+    assert_eq!(s.leave("a", ch, "other", "1.1").await.expect("leave"), None);
+    assert_eq!(s.leave("b", ch, "e", "1.1").await.expect("leave"), None);
+    assert_eq!(
+        s.leave("a", "presence-y", "e", "1.1").await.expect("leave"),
+        None
+    );
+    assert_eq!(
+        s.members("a", ch).await.expect("members"),
+        vec![member("u")]
+    );
+}
+
+async fn occupied_filters_by_prefix_with_user_counts(s: Store) {
+    for (ch, n) in [
+        ("presence-b", 2),
+        ("private-a", 1),
+        ("presence-a", 3),
+        ("public", 4),
+        ("presence", 1),
+    ] {
+        s.set_edge_count("app", ch, "e", n).await.expect("count");
+    }
+    s.set_edge_count("other-app", "presence-c", "e", 1)
+        .await
+        .expect("count");
+    for (socket, user) in [("1.1", "u1"), ("1.2", "u2"), ("1.3", "u2")] {
+        s.join("app", "presence-a", "e", socket, member(user), 100)
+            .await
+            .expect("join");
+    }
+    // Members without a subscriber count do not make a channel occupied.
+    s.join("app", "presence-members-only", "e", "1.4", member("u"), 100)
+        .await
+        .expect("join");
+
+    let all = s.occupied("app", "").await.expect("occupied");
+    let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "presence",
+            "presence-a",
+            "presence-b",
+            "private-a",
+            "public"
+        ]
+    );
+    let presence = s.occupied("app", "presence-").await.expect("occupied");
+    assert_eq!(
+        presence,
+        vec![
+            ("presence-a".to_string(), counts(3, 2)),
+            ("presence-b".to_string(), counts(2, 0)),
+        ]
+    );
+    assert!(s
+        .occupied("app", "presence-z")
+        .await
+        .expect("occupied")
+        .is_empty());
+    assert!(s.occupied("app", "q").await.expect("occupied").is_empty());
+    assert!(s.occupied("nobody", "").await.expect("occupied").is_empty());
+
+    s.set_edge_count("app", "presence-b", "e", 0)
+        .await
+        .expect("count");
+    let presence = s.occupied("app", "presence-").await.expect("occupied");
+    assert_eq!(presence, vec![("presence-a".to_string(), counts(3, 2))]);
+}
+
+async fn names_with_separators_stay_apart(s: Store) {
+    let names = [
+        "a",
+        "a:b",
+        "a:b:c",
+        "a,b;c.d=e@f-g_h",
+        "b:c",
+        "}",
+        "%7D",
+        "a:cnt:b",
+    ];
+    for (i, app) in names.iter().enumerate() {
+        for (j, ch) in names.iter().enumerate() {
+            for (k, edge) in names.iter().enumerate() {
+                let n = (i * 100 + j * 10 + k + 1) as u64;
+                s.set_edge_count(app, ch, edge, n).await.expect("count");
+            }
+            s.join(app, ch, "a", "b:c", member(ch), 100)
+                .await
+                .expect("join");
+            s.join(app, ch, "a:b", "c", member(app), 100)
+                .await
+                .expect("join");
+        }
+    }
+    for (i, app) in names.iter().enumerate() {
+        for (j, ch) in names.iter().enumerate() {
+            let total: u64 = (0..names.len())
+                .map(|k| (i * 100 + j * 10 + k + 1) as u64)
+                .sum();
+            let users = if app == ch { 1 } else { 2 };
+            let got = s.counts(app, ch).await.expect("counts");
+            assert_eq!(got, counts(total, users), "{app} {ch}");
+        }
+        let occupied = s.occupied(app, "a:").await.expect("occupied");
+        let names: Vec<&str> = occupied.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a:b", "a:b:c", "a:cnt:b"]);
+    }
+    let left = s.leave("a", "a", "a", "b:c").await.expect("leave");
+    assert_eq!(left.map(|l| (l.user_id, l.last)), Some(("a".into(), false)));
+    let left = s.leave("a", "a", "a:b", "c").await.expect("leave");
+    assert_eq!(left.map(|l| (l.user_id, l.last)), Some(("a".into(), true)));
+}
+
+async fn cache_keeps_frame_until_ttl(s: Store) {
+    assert_eq!(s.cache_get("a", "cache-x").await.expect("get"), None);
+    s.cache_put("a", "cache-x", "f1".into(), Duration::from_secs(60))
+        .await
+        .expect("put");
+    s.cache_put("a", "cache-x", "f2".into(), Duration::from_secs(60))
+        .await
+        .expect("put");
+    let (frame, ttl) = s
+        .cache_get("a", "cache-x")
+        .await
+        .expect("get")
+        .expect("hit");
+    assert_eq!(frame, "f2");
+    assert!(
+        ttl <= Duration::from_secs(60) && ttl > Duration::from_secs(58),
+        "{ttl:?}"
+    );
+    assert_eq!(s.cache_get("b", "cache-x").await.expect("get"), None);
+
+    s.cache_put("a", "cache-x", "f3".into(), Duration::ZERO)
+        .await
+        .expect("put");
+    assert_eq!(s.cache_get("a", "cache-x").await.expect("get"), None);
+
+    s.cache_put("a", "cache-y", "g".into(), Duration::from_millis(100))
+        .await
+        .expect("put");
+    assert!(s.cache_get("a", "cache-y").await.expect("get").is_some());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(s.cache_get("a", "cache-y").await.expect("get"), None);
+}
+
+async fn users_online_first_and_last(s: Store) {
+    assert!(s
+        .user_connect("a", "u", "e1", "1.1")
+        .await
+        .expect("connect"));
+    assert!(!s
+        .user_connect("a", "u", "e1", "1.2")
+        .await
+        .expect("connect"));
+    assert!(!s
+        .user_connect("a", "u", "e2", "1.1")
+        .await
+        .expect("connect"));
+    assert!(s
+        .user_connect("a", "v", "e1", "1.3")
+        .await
+        .expect("connect"));
+    let ids: Vec<String> = ["w", "v", "u", "x"].map(String::from).into();
+    let online = s.users_online("a", &ids).await.expect("online");
+    assert_eq!(online, ["v", "u"], "in the order asked");
+    assert!(s.users_online("b", &ids).await.expect("online").is_empty());
+    assert!(s.users_online("a", &[]).await.expect("online").is_empty());
+
+    assert!(!s
+        .user_disconnect("a", "u", "e1", "9.9")
+        .await
+        .expect("disconnect"));
+    assert!(!s
+        .user_disconnect("a", "u", "e1", "1.1")
+        .await
+        .expect("disconnect"));
+    assert!(!s
+        .user_disconnect("a", "u", "e1", "1.2")
+        .await
+        .expect("disconnect"));
+    assert!(s
+        .user_disconnect("a", "u", "e2", "1.1")
+        .await
+        .expect("disconnect"));
+    assert!(!s
+        .user_disconnect("a", "u", "e2", "1.1")
+        .await
+        .expect("disconnect"));
+    assert_eq!(s.users_online("a", &ids).await.expect("online"), ["v"]);
+    assert!(s
+        .user_connect("a", "u", "e1", "1.1")
+        .await
+        .expect("connect"));
+}
+
+/// Not part of the shared suite: only Redis can be unreachable.
+#[tokio::test]
+async fn redis_unreachable_is_unavailable_quickly() {
+    let started = Instant::now();
+    let result = RedisStore::connect("redis://127.0.0.1:1", "sytest:unreachable").await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{:?}",
+        result.err()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Not part of the shared suite: a Redis that accepts connections but never answers (a hung
+/// server, a black-holed network) must not hang callers either.
+#[tokio::test]
+async fn redis_that_never_answers_is_unavailable_quickly() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let started = Instant::now();
+    let result = RedisStore::connect(&format!("redis://{addr}"), "sytest:silent").await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{:?}",
+        result.err()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    silent.abort();
+}
+
+/// Not part of the shared suite: Redis must not keep keys for state that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_leaves_no_keys_behind() {
+    let ns = support::namespace("no_keys_behind");
+    let s = support::redis_store(&ns).await;
+    let outcome = tokio::spawn(async move {
+        s.set_edge_count("a", "c", "e1", 2).await.expect("count");
+        s.join("a", "presence-p", "e1", "1.1", member("u"), 10)
+            .await
+            .expect("join");
+        s.join("a", "presence-p", "e2", "2.1", member("v"), 10)
+            .await
+            .expect("join");
+        s.user_connect("a", "u", "e1", "1.1")
+            .await
+            .expect("connect");
+        s.user_connect("a", "u", "e2", "2.1")
+            .await
+            .expect("connect");
+        s.set_edge_count("a", "c", "e1", 0).await.expect("count");
+        s.leave("a", "presence-p", "e1", "1.1")
+            .await
+            .expect("leave");
+        s.user_disconnect("a", "u", "e1", "1.1")
+            .await
+            .expect("disconnect");
+        s.reap_channel("a", "presence-p", "e2").await.expect("reap");
+        s.reap_user("a", "u", "e2").await.expect("reap");
+        s.forget_edge("e1").await.expect("forget");
+        s.forget_edge("e2").await.expect("forget");
+    })
+    .await;
+    let left = support::keys_of(&ns).await;
+    support::delete_namespace(&ns).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+    assert_eq!(left, Vec::<String>::new());
+}

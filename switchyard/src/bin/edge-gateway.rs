@@ -1,0 +1,31 @@
+//! `edge-gateway [--config FILE]`: one WebSocket edge of a cluster.
+
+use std::process::ExitCode;
+
+use edge_gateway::EdgeDeps;
+use switchyard::{cluster, edge_config, launch};
+
+const USAGE: &str = "usage: edge-gateway [--config FILE]
+
+Serves Pusher WebSocket connections on [edge] port (6101), /up and /ready on the same port.
+Needs NATS ([cluster] nats_url), channel-core ([cluster] core_url) and Redis for webhooks.";
+
+fn main() -> ExitCode {
+    launch::main(USAGE, |config, shutdown| async move {
+        let port = config.edge.port;
+        let edge_id = match config.edge.id.as_str() {
+            "" => cluster::instance_name("edge", port),
+            id => id.to_owned(),
+        };
+        let deps = EdgeDeps {
+            apps: cluster::apps(&config),
+            core: cluster::core_client(&config)?,
+            bus: cluster::bus(&config).await?,
+            webhooks: cluster::webhook_queue(&config, &edge_id).await?,
+        };
+        let listener = launch::bind(&config.server.host, port, "WebSocket connections").await?;
+        tracing::info!(addr = %listener.local_addr()?, edge_id, "edge-gateway listening");
+        edge_gateway::run(listener, edge_config(&config, edge_id), deps, shutdown).await;
+        Ok(())
+    })
+}

@@ -1,0 +1,96 @@
+//! The distributed mode's adapters, built from the configuration: NATS for the bus, Redis for
+//! channel state and the webhook queue, gRPC to reach channel-core. Each standalone binary
+//! takes the pieces it needs.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use channel_core::{ChannelCore, RedisStore};
+use switchyard_apps::{AppStore, StaticAppStore};
+use switchyard_bus::{Bus, NatsBus};
+use switchyard_config::Config;
+use switchyard_listener::Handler;
+use switchyard_proto::GrpcCore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use webhook_worker::{RedisQueue, WebhookQueue};
+
+/// The Redis stream holding webhook jobs, and the consumer group of the workers.
+pub const WEBHOOK_STREAM: &str = "webhooks";
+pub const WEBHOOK_GROUP: &str = "workers";
+
+pub fn apps(config: &Config) -> Arc<dyn AppStore> {
+    Arc::new(StaticAppStore::new(config.apps.clone()))
+}
+
+pub async fn bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
+    let bus = NatsBus::connect(&config.cluster.nats_url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {}", config.cluster.nats_url))?;
+    Ok(Arc::new(bus))
+}
+
+pub fn core_client(config: &Config) -> anyhow::Result<Arc<dyn ChannelCore>> {
+    Ok(Arc::new(GrpcCore::new(&config.cluster.core_url)?))
+}
+
+pub async fn store(config: &Config) -> anyhow::Result<RedisStore> {
+    RedisStore::connect(&config.cluster.redis_url, &config.cluster.redis_namespace)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {}", config.cluster.redis_url))
+}
+
+/// The webhook queue; `consumer` names this process in the consumer group.
+pub async fn webhook_queue(
+    config: &Config,
+    consumer: &str,
+) -> anyhow::Result<Arc<dyn WebhookQueue>> {
+    let stream = format!("{}:{WEBHOOK_STREAM}", config.cluster.redis_namespace);
+    let queue = RedisQueue::connect(&config.cluster.redis_url, &stream, WEBHOOK_GROUP, consumer)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the webhook queue in Redis at {}",
+                config.cluster.redis_url
+            )
+        })?;
+    Ok(Arc::new(queue))
+}
+
+/// A name unique to this process, for edge ids and queue consumers.
+pub fn instance_name(role: &str, port: u16) -> String {
+    format!("{role}-{port}-{:08x}", rand_u32())
+}
+
+fn rand_u32() -> u32 {
+    // Process id and start time are unique enough to tell restarts apart.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+/// Serves `/up` (always 200) and `/ready` (200 while `ready` says so) on `listener`.
+pub async fn serve_health<F, Fut>(listener: TcpListener, ready: F, shutdown: CancellationToken)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let ready = Arc::new(ready);
+    let handler: Handler = Arc::new(move |req, _| {
+        let ready = ready.clone();
+        Box::pin(async move {
+            match req.uri().path() {
+                "/up" => switchyard_listener::health(true),
+                "/ready" => switchyard_listener::health(ready().await),
+                path => switchyard_listener::error(
+                    hyper::StatusCode::NOT_FOUND,
+                    &format!("no such endpoint: {path}"),
+                ),
+            }
+        })
+    });
+    switchyard_listener::serve(listener, handler, shutdown, TaskTracker::new()).await;
+}

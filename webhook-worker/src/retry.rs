@@ -1,0 +1,146 @@
+//! Delivering one job to one webhook: attempts, exponential backoff with jitter, and giving up
+//! (dead-lettering) once the retry window is spent.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use switchyard_apps::{App, Webhook};
+use tokio::time::Instant;
+
+use crate::deliver::{self, Outcome};
+use crate::worker::Context;
+use crate::{WebhookEvent, WorkerConfig};
+
+/// Pauses between attempts: doubling from `first_backoff` up to `max_backoff`, plus up to half
+/// again of random jitter so receivers that fail together are not retried in lockstep.
+pub(crate) struct Backoff {
+    started: Instant,
+    next: Duration,
+    max: Duration,
+    window: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(config: &WorkerConfig) -> Backoff {
+        Backoff {
+            started: Instant::now(),
+            next: config.first_backoff,
+            max: config.max_backoff,
+            window: config.retry_window,
+        }
+    }
+
+    /// The pause before the next attempt, or `None` once it would end past the window.
+    pub(crate) fn next_delay(&mut self) -> Option<Duration> {
+        if self.started.elapsed() + self.next > self.window {
+            return None;
+        }
+        let half = self.next.as_millis() as u64 / 2;
+        let delay = self.next + Duration::from_millis(rand::random::<u64>() % (half + 1));
+        self.next = (self.next * 2).min(self.max);
+        Some(delay)
+    }
+}
+
+/// Sends `event` to `hook` until it is delivered, rejected, or the window is spent. Returns
+/// only when the job needs nothing more from this webhook.
+pub(crate) async fn deliver(
+    ctx: &Context,
+    app_id: &str,
+    hook: &Webhook,
+    event: &WebhookEvent,
+    idempotency_key: &str,
+) {
+    let mut backoff = Backoff::new(&ctx.config);
+    loop {
+        // Looked up per attempt so retries are signed with the app's current secret.
+        let outcome = match ctx.apps.by_id(app_id).await {
+            Ok(Some(app)) => attempt(ctx, &app, hook, event, idempotency_key).await,
+            Ok(None) => {
+                tracing::warn!(%app_id, url = %hook.url, event = event.name(), "app no longer exists; webhook dropped");
+                return;
+            }
+            Err(e) => Outcome::Retry(e.to_string()),
+        };
+        let reason = match outcome {
+            Outcome::Delivered => return,
+            Outcome::Rejected(status) => {
+                tracing::warn!(%app_id, url = %hook.url, %status, event = event.name(), "webhook rejected; not retried");
+                return;
+            }
+            Outcome::Retry(reason) => reason,
+        };
+        let Some(delay) = backoff.next_delay() else {
+            tracing::error!(%app_id, url = %hook.url, %reason, event = event.name(), channel = event.channel(), "webhook dead-lettered: still failing after the retry window");
+            return;
+        };
+        tracing::debug!(%app_id, url = %hook.url, %reason, ?delay, "webhook will be retried");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// One POST, holding a slot of this receiver and then one of the worker's request permits.
+async fn attempt(
+    ctx: &Context,
+    app: &App,
+    hook: &Webhook,
+    event: &WebhookEvent,
+    idempotency_key: &str,
+) -> Outcome {
+    // The receiver's slot first: while it waits here, a slow receiver's backlog holds none of
+    // the permits other receivers need.
+    let Some(_slot) = ctx.receivers.acquire(&hook.url).await else {
+        return Outcome::Retry("receiver limit closed".into());
+    };
+    let Ok(_permit) = ctx.permits.acquire().await else {
+        return Outcome::Retry("worker permits closed".into());
+    };
+    // Stamped per attempt, after any wait: receivers (the Python SDK) reject bodies older
+    // than 300 s.
+    let body =
+        Bytes::from(serde_json::json!({ "time_ms": now_ms(), "events": [event] }).to_string());
+    deliver::post(
+        app,
+        hook,
+        &body,
+        idempotency_key,
+        ctx.config.request_timeout,
+    )
+    .await
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_doubles_with_jitter_and_stops_at_the_window() {
+        let config = WorkerConfig {
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(400),
+            retry_window: Duration::from_secs(2),
+            ..WorkerConfig::default()
+        };
+        let mut backoff = Backoff::new(&config);
+        let mut total = Duration::ZERO;
+        let mut bases = Vec::new();
+        while let Some(delay) = backoff.next_delay() {
+            bases.push(delay);
+            total += delay;
+            tokio::time::advance(delay).await;
+        }
+        assert!(bases[0] >= Duration::from_millis(100) && bases[0] <= Duration::from_millis(150));
+        assert!(bases[1] >= Duration::from_millis(200) && bases[1] <= Duration::from_millis(300));
+        assert!(bases[2..]
+            .iter()
+            .all(|d| *d >= Duration::from_millis(400) && *d <= Duration::from_millis(600)));
+        // The last pause starts before the window ends; nothing starts after it.
+        assert!(total <= Duration::from_secs(2) + Duration::from_millis(600));
+    }
+}

@@ -142,11 +142,7 @@ impl Bus for NatsBus {
             .await
             .map_err(|e| unavailable(format!("NATS subscribe to {subject}: {e}")))?;
         // On failure `subscriber` is dropped here, which unsubscribes.
-        let _ = Self::round_trip;
-        self.client
-            .flush()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
+        self.round_trip().await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(forward(subscriber, tx));
         Ok(Subscription::new(rx, Box::new(Unsubscribe(task))))

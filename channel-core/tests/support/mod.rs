@@ -3,6 +3,7 @@
 
 pub mod concurrency;
 pub mod edges;
+mod redis_only;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

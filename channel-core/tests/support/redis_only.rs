@@ -1,0 +1,93 @@
+//! Redis-only cases: unreachable servers and keys left behind mean nothing for memory.
+
+use std::time::{Duration, Instant};
+
+use channel_core::{ChannelStore, RedisStore, StoreError};
+
+use super::member;
+
+/// only Redis can be unreachable.
+#[tokio::test]
+async fn unreachable_is_unavailable_quickly() {
+    let started = Instant::now();
+    let result = RedisStore::connect("redis://127.0.0.1:1", "sytest:unreachable").await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{:?}",
+        result.err()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// a Redis that accepts connections but never answers (a hung
+/// server, a black-holed network) must not hang callers either.
+#[tokio::test]
+async fn that_never_answers_is_unavailable_quickly() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let started = Instant::now();
+    let result = RedisStore::connect(&format!("redis://{addr}"), "sytest:silent").await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{:?}",
+        result.err()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    silent.abort();
+}
+
+/// Redis must not keep keys for state that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leaves_no_keys_behind() {
+    let ns = super::namespace("no_keys_behind");
+    let s = super::redis_store(&ns).await;
+    let outcome = tokio::spawn(async move {
+        s.set_edge_count("a", "c", "e1", 2).await.expect("count");
+        s.join("a", "presence-p", "e1", "1.1", member("u"), 10)
+            .await
+            .expect("join");
+        s.join("a", "presence-p", "e2", "2.1", member("v"), 10)
+            .await
+            .expect("join");
+        s.user_connect("a", "u", "e1", "1.1")
+            .await
+            .expect("connect");
+        s.user_connect("a", "u", "e2", "2.1")
+            .await
+            .expect("connect");
+        s.set_edge_count("a", "c", "e1", 0).await.expect("count");
+        s.leave("a", "presence-p", "e1", "1.1")
+            .await
+            .expect("leave");
+        s.user_disconnect("a", "u", "e1", "1.1")
+            .await
+            .expect("disconnect");
+        s.reap_channel("a", "presence-p", "e2").await.expect("reap");
+        s.reap_user("a", "u", "e2").await.expect("reap");
+        s.forget_edge("e1").await.expect("forget");
+        s.forget_edge("e2").await.expect("forget");
+    })
+    .await;
+    let left = super::keys_of(&ns).await;
+    super::delete_namespace(&ns).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+    assert_eq!(left, Vec::<String>::new());
+}

@@ -48,18 +48,29 @@ export const HOST = '127.0.0.1';
 /** Cluster mode: test against the running local cluster instead of a server of our own. */
 export const CLUSTER = process.env.SWITCHYARD_CLUSTER === '1';
 /** Cluster mode: the HTTP API (HAProxy by default; the API itself is on 6201). */
-export const CLUSTER_API = new URL(process.env.SWITCHYARD_CLUSTER_API || `http://${HOST}:6001`);
+export const CLUSTER_API = new URL(process.env.SWITCHYARD_E2E_API || `http://${HOST}:6001`);
 /** Cluster mode: the edges' ports; clients take them in turn. */
-export const CLUSTER_EDGE_PORTS = (process.env.SWITCHYARD_CLUSTER_EDGES || '6101,6102')
+export const CLUSTER_EDGE_PORTS = (process.env.SWITCHYARD_E2E_EDGES || '6101,6102')
   .split(',')
   .map((p) => Number(p.trim()));
 /** Cluster mode: where webhooks.test.mjs listens; deploy/local/cluster.toml points its apps here. */
-export const CLUSTER_WEBHOOK_PORT = Number(process.env.SWITCHYARD_CLUSTER_WEBHOOK_PORT || 6501);
+export const CLUSTER_WEBHOOK_PORT = Number(process.env.SWITCHYARD_E2E_WEBHOOK_PORT || 6501);
 /** Cluster mode: the config the cluster runs with, and the directory of its binaries and logs. */
 export const CLUSTER_CONFIG =
   process.env.SWITCHYARD_CLUSTER_CONFIG || path.join(REPO, 'deploy', 'local', 'cluster.toml');
 export const CLUSTER_BIN_DIR = process.env.SWITCHYARD_BIN_DIR || path.join(REPO, 'target', 'debug');
 export const CLUSTER_LOGS = path.join(REPO, 'deploy', 'local', '.run');
+
+/**
+ * The environment for a server process the tests start: ours minus the test tooling's own
+ * variables. Servers read SWITCHYARD_<SECTION>_<KEY> as config overrides, and
+ * SWITCHYARD_CLUSTER_CONFIG would be taken for a `config` key in [cluster].
+ */
+export function serverEnv(extra = {}) {
+  const env = { ...process.env, ...extra };
+  delete env.SWITCHYARD_CLUSTER_CONFIG;
+  return env;
+}
 
 /**
  * The binary tests start themselves: the embedded server, or in cluster mode an extra
@@ -231,11 +242,7 @@ export async function startServer({ apps = DEFAULT_APPS, name = 'e2e', activityT
   const logPath = path.join(os.tmpdir(), `switchyard-e2e-${name}-${port}.log`);
   const logFd = fs.openSync(logPath, 'w');
   const proc = spawn(BIN, ['--config', configPath], {
-    env: {
-      ...process.env,
-      ...env,
-      RUST_LOG: process.env.RUST_LOG ?? 'info',
-    },
+    env: serverEnv({ ...env, RUST_LOG: process.env.RUST_LOG ?? 'info' }),
     stdio: ['ignore', logFd, logFd],
   });
   fs.closeSync(logFd);

@@ -15,6 +15,7 @@ import {
   T,
   parseData,
   rawSocket,
+  serverEnv,
   startServer,
   withTimeout,
 } from './harness.mjs';
@@ -92,7 +93,7 @@ async function runWithConfig(text) {
   const file = path.join(dir, 'bad.toml');
   fs.writeFileSync(file, text);
   const proc = spawn(BIN, ['--config', file], {
-    env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_HOST: HOST },
+    env: serverEnv({ SWITCHYARD_PORT: '0', SWITCHYARD_HOST: HOST }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -5,7 +5,7 @@
 # (cargo build -p switchyard --bins). Exits non-zero on any failure.
 #
 #   SWITCHYARD_BIN_DIR           the cluster's binaries (default: cargo's target dir + /debug)
-#   SWITCHYARD_CLUSTER_KEEP=1    leave the cluster running afterwards (to look at it)
+#   SWITCHYARD_LOCAL_KEEP=1    leave the cluster running afterwards (to look at it)
 set -uo pipefail
 
 E2E="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,8 +19,8 @@ fi
 
 status=0
 stop_cluster() {
-  if [[ "${SWITCHYARD_CLUSTER_KEEP:-}" == 1 ]]; then
-    echo "== cluster left running (SWITCHYARD_CLUSTER_KEEP=1); stop it with deploy/local/cluster down"
+  if [[ "${SWITCHYARD_LOCAL_KEEP:-}" == 1 ]]; then
+    echo "== cluster left running (SWITCHYARD_LOCAL_KEEP=1); stop it with deploy/local/cluster down"
     return
   fi
   echo "== deploy/local/cluster down"

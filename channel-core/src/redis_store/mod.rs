@@ -10,7 +10,9 @@
 //! Redis Cluster: all keys of an app share the `{app}` hash tag, so a script can update a
 //! channel and the app's occupied index together, and the cluster shards per app, not per
 //! channel: one very busy app lives on one shard. The lease list and the edge → apps index are
-//! outside any app; they are written with separate commands, never inside an app's script.
+//! outside any app; no script touches them together with app keys. The layout is ready for a
+//! cluster, but the connection is a single-node `ConnectionManager`: running on a cluster
+//! means swapping in the cluster client, not changing keys or scripts.
 
 mod connection;
 mod keys;

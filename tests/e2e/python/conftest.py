@@ -1,9 +1,9 @@
 """Starts the Switchyard binary once for the Python SDK tests, like tests/e2e/harness.mjs.
 
 Cluster mode (SWITCHYARD_CLUSTER=1): no server is started; the tests use the running local
-cluster (deploy/local/cluster up): the SDK talks to HAProxy (SWITCHYARD_CLUSTER_API, default
+cluster (deploy/local/cluster up): the SDK talks to HAProxy (SWITCHYARD_E2E_API, default
 http://127.0.0.1:6001) and WebSocket clients connect straight to the edges
-(SWITCHYARD_CLUSTER_EDGES, default 6101,6102), taking them in turn. The apps are then the ones
+(SWITCHYARD_E2E_EDGES, default 6101,6102), taking them in turn. The apps are then the ones
 in deploy/local/cluster.toml, which has the same credentials as APPS below.
 """
 
@@ -28,8 +28,8 @@ BIN = os.environ.get("SWITCHYARD_BIN") or str(REPO / "target" / "debug" / "switc
 HOST = "127.0.0.1"
 
 CLUSTER = os.environ.get("SWITCHYARD_CLUSTER") == "1"
-CLUSTER_API = urllib.parse.urlsplit(os.environ.get("SWITCHYARD_CLUSTER_API") or f"http://{HOST}:6001")
-CLUSTER_EDGE_PORTS = [int(p) for p in (os.environ.get("SWITCHYARD_CLUSTER_EDGES") or "6101,6102").split(",")]
+CLUSTER_API = urllib.parse.urlsplit(os.environ.get("SWITCHYARD_E2E_API") or f"http://{HOST}:6001")
+CLUSTER_EDGE_PORTS = [int(p) for p in (os.environ.get("SWITCHYARD_E2E_EDGES") or "6101,6102").split(",")]
 CLUSTER_LOGS = REPO / "deploy" / "local" / ".run"
 
 APPS = [
@@ -140,6 +140,8 @@ def server():
     log_path = Path(tempfile.gettempdir()) / f"switchyard-e2e-python-{port}.log"
     log = open(log_path, "wb")
     env = dict(os.environ, SWITCHYARD_PORT=str(port), SWITCHYARD_HOST=HOST)
+    # The server would read this runner variable as a `config` key in [cluster] and refuse it.
+    env.pop("SWITCHYARD_CLUSTER_CONFIG", None)
     env.setdefault("RUST_LOG", "info")
     proc = subprocess.Popen([BIN, "--config", str(config)], env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()

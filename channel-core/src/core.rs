@@ -390,7 +390,7 @@ impl ChannelCore for Core {
         Ok(self.store.users_online(app_id, user_ids).await?)
     }
 
-    async fn heartbeat(&self, edge: &str) -> Result<(), CoreError> {
+    async fn heartbeat(&self, edge: &str) -> Result<bool, CoreError> {
         Ok(self.store.touch_edge(edge, self.lease_ttl).await?)
     }
 }

@@ -137,6 +137,7 @@ pub trait ChannelCore: Send + Sync {
 
     /// Extends `edge`'s lease. An edge that stops calling this is reaped once the lease
     /// expires: its presence members, counts and signed-in users are removed with the same
-    /// events as if its sockets had closed.
-    async fn heartbeat(&self, edge: &str) -> Result<(), CoreError>;
+    /// events as if its sockets had closed. Returns whether the lease was live before; false
+    /// after the first beat means core has forgotten what the edge held.
+    async fn heartbeat(&self, edge: &str) -> Result<bool, CoreError>;
 }

@@ -27,6 +27,8 @@ struct State {
     online: HashMap<Key, Vec<(String, String)>>,
     /// edge → lease expiry.
     leases: HashMap<String, Instant>,
+    /// edge → deadline of the reaper that claimed it.
+    reaping: HashMap<String, Instant>,
     last_sweep: Option<Instant>,
 }
 
@@ -284,25 +286,37 @@ impl ChannelStore for MemoryStore {
             .collect())
     }
 
-    async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<(), StoreError> {
-        self.lock()
-            .leases
-            .insert(edge.to_owned(), Instant::now() + ttl);
-        Ok(())
+    async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let before = self.lock().leases.insert(edge.to_owned(), now + ttl);
+        Ok(before.is_some_and(|expiry| expiry > now))
     }
 
-    async fn claim_expired_edge(&self) -> Result<Option<String>, StoreError> {
+    async fn claim_expired_edge(&self, claim: Duration) -> Result<Option<String>, StoreError> {
         let mut state = self.lock();
         let now = Instant::now();
-        let expired = state
-            .leases
+        let stalled = state
+            .reaping
             .iter()
-            .find(|(_, expiry)| **expiry <= now)
+            .find(|(_, deadline)| **deadline <= now)
             .map(|(edge, _)| edge.clone());
-        if let Some(edge) = &expired {
-            state.leases.remove(edge);
-        }
-        Ok(expired)
+        let edge = match stalled {
+            Some(edge) => edge,
+            None => {
+                let expired = state
+                    .leases
+                    .iter()
+                    .find(|(_, expiry)| **expiry <= now)
+                    .map(|(edge, _)| edge.clone());
+                let Some(edge) = expired else {
+                    return Ok(None);
+                };
+                state.leases.remove(&edge);
+                edge
+            }
+        };
+        state.reaping.insert(edge.clone(), now + claim);
+        Ok(Some(edge))
     }
 
     async fn edge_holdings(&self, edge: &str) -> Result<Vec<Holding>, StoreError> {
@@ -391,7 +405,7 @@ impl ChannelStore for MemoryStore {
     }
 
     async fn forget_edge(&self, edge: &str) -> Result<(), StoreError> {
-        self.lock().leases.remove(edge);
+        self.lock().reaping.remove(edge);
         Ok(())
     }
 }

@@ -10,17 +10,17 @@ use crate::core::Core;
 use crate::store::Holding;
 use crate::CoreError;
 
+/// How long a reaper may take over one dead edge before another may take it over.
+const CLAIM: Duration = Duration::from_secs(30);
+
 impl Core {
     /// Reaps every edge whose lease has expired; returns how many were reaped.
     pub async fn reap_expired(&self) -> Result<usize, CoreError> {
         let mut reaped = 0;
-        while let Some(edge) = self.store.claim_expired_edge().await? {
-            if let Err(e) = self.reap_edge(&edge).await {
-                // Put the edge back on the lease list, already expired, so the next pass (on
-                // this or another replica) finishes the job.
-                let _ = self.store.touch_edge(&edge, Duration::ZERO).await;
-                return Err(e);
-            }
+        while let Some(edge) = self.store.claim_expired_edge(CLAIM).await? {
+            // On an error the claim simply lapses and a later pass (here or on another
+            // replica) reaps the edge again; reaping is idempotent.
+            self.reap_edge(&edge).await?;
             tracing::info!(edge, "reaped a dead edge");
             reaped += 1;
         }

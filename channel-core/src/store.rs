@@ -147,12 +147,15 @@ pub trait ChannelStore: Send + Sync {
         user_ids: &[String],
     ) -> Result<Vec<String>, StoreError>;
 
-    /// Extends `edge`'s lease to now + `ttl`.
-    async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// Extends `edge`'s lease to now + `ttl`. Returns whether the edge had a live lease
+    /// before: false on its first heartbeat, and false when it had expired or is being
+    /// reaped, in which case core has forgotten (or is forgetting) what the edge holds.
+    async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<bool, StoreError>;
 
-    /// Takes one edge whose lease has expired off the lease list and returns it. Each expired
-    /// edge is returned to exactly one caller, even with several core replicas asking.
-    async fn claim_expired_edge(&self) -> Result<Option<String>, StoreError>;
+    /// Claims one edge whose lease has expired, for `claim` long. Each expired edge goes to
+    /// exactly one caller, even with several core replicas asking; a claim not ended by
+    /// [`ChannelStore::forget_edge`] within `claim` (its reaper died) can be claimed again.
+    async fn claim_expired_edge(&self, claim: Duration) -> Result<Option<String>, StoreError>;
 
     /// Everything `edge` may hold (a superset is fine: reaping is idempotent).
     async fn edge_holdings(&self, edge: &str) -> Result<Vec<Holding>, StoreError>;
@@ -168,6 +171,7 @@ pub trait ChannelStore: Send + Sync {
     /// Removes `edge`'s signed-in connections of a user; true when that was the user's last.
     async fn reap_user(&self, app_id: &str, user_id: &str, edge: &str) -> Result<bool, StoreError>;
 
-    /// Drops whatever index the store keeps for `edge` once it has been reaped.
+    /// Ends the claim on a reaped `edge` and drops whatever index the store keeps for it. A
+    /// live lease of the same name is left alone.
     async fn forget_edge(&self, edge: &str) -> Result<(), StoreError>;
 }

@@ -25,7 +25,8 @@ conformance!(
     edge_holdings_follow_counts_joins_and_users,
     reap_channel_removes_only_the_dead_edge,
     reap_user_removes_only_the_dead_edge,
-    forget_edge_drops_the_lease,
+    forget_edge_ends_the_claim,
+    a_reaped_edge_learns_it_lost_its_lease,
     concurrent_joins_and_leaves_decide_once,
     concurrent_count_reports_occupy_and_vacate_once,
 );

@@ -118,6 +118,17 @@ impl Hub {
         }
     }
 
+    /// Asks every socket this edge indexes to close with `code`.
+    pub(crate) fn close_all(&self, code: CloseCode) {
+        for index in [Index::Channel, Index::User, Index::Watch] {
+            for local in lock(self.map(index)).values() {
+                for peer in local.sockets.values() {
+                    peer.close(code);
+                }
+            }
+        }
+    }
+
     pub(crate) fn count(&self, index: Index, key: &Key) -> usize {
         lock(self.map(index))
             .get(key)

@@ -15,7 +15,7 @@ mod upgrade;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use channel_core::ChannelCore;
@@ -24,6 +24,7 @@ use hyper::{Request, Response};
 use switchyard_apps::AppStore;
 use switchyard_bus::Bus;
 use switchyard_listener::Body;
+use switchyard_protocol::CloseCode;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -90,11 +91,14 @@ pub struct Edge {
     connections: TaskTracker,
     /// The last heartbeat reached core: the edge can serve subscriptions.
     ready: AtomicBool,
+    /// Starts as `config.edge_id`; replaced if core ever forgets this edge.
+    id: RwLock<Arc<str>>,
 }
 
 impl Edge {
     /// Builds an edge and starts its background reporter. Connections stop on `shutdown`.
     pub fn new(config: EdgeConfig, deps: EdgeDeps, shutdown: CancellationToken) -> Arc<Edge> {
+        let config_id: Arc<str> = config.edge_id.as_str().into();
         let edge = Arc::new(Edge {
             config,
             deps,
@@ -107,14 +111,9 @@ impl Edge {
             shutdown,
             connections: TaskTracker::new(),
             ready: AtomicBool::new(false),
+            id: RwLock::new(config_id),
         });
-        let reporter = edge.reporter.clone();
-        tokio::spawn(reporter.run(
-            edge.config.edge_id.clone(),
-            edge.hub.clone(),
-            edge.deps.core.clone(),
-            edge.shutdown.clone(),
-        ));
+        tokio::spawn(edge.clone().report());
         tokio::spawn(edge.clone().beat());
         tokio::spawn(edge.clone().sweep());
         edge
@@ -132,18 +131,61 @@ impl Edge {
         }
     }
 
+    /// Sends count changes to core until shutdown (see [`reporter`]).
+    async fn report(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                () = self.reporter.changed() => {}
+            }
+            let flushed = self
+                .reporter
+                .flush(&self.id(), &self.hub, self.deps.core.as_ref())
+                .await;
+            if !flushed {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    /// This edge's current name in core.
+    pub fn id(&self) -> Arc<str> {
+        self.id
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Core forgot this edge (its lease lapsed, e.g. in a partition, and it was reaped): its
+    /// sockets' state is gone cluster-wide. The edge takes a new name and sends every
+    /// subscribed client away to reconnect (4200), which rebuilds their state from scratch.
+    fn start_afresh(&self) {
+        let fresh: Arc<str> =
+            format!("{}-{:08x}", self.config.edge_id, rand::random::<u32>()).into();
+        tracing::warn!(edge = %fresh, "lease was lost; reconnecting all clients under a new edge id");
+        *self.id.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        self.hub.close_all(CloseCode::ReconnectImmediately);
+    }
+
     /// Renews the lease until shutdown. The first beat goes out at once, before any client
     /// could have subscribed, so everything this edge ever holds is covered by a lease.
     async fn beat(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.config.heartbeat_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Only the first beat may find no lease; a later one that does means we were reaped.
+        let mut first = true;
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            let ok = match self.deps.core.heartbeat(&self.config.edge_id).await {
-                Ok(()) => true,
+            let ok = match self.deps.core.heartbeat(&self.id()).await {
+                Ok(live) => {
+                    if !live && !std::mem::replace(&mut first, false) {
+                        self.start_afresh();
+                    }
+                    true
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "heartbeat to channel-core failed");
                     false
@@ -178,7 +220,7 @@ impl Edge {
             tracing::warn!("connections still open after the shutdown grace period");
         }
         self.reporter
-            .flush(&self.config.edge_id, &self.hub, self.deps.core.as_ref())
+            .flush(&self.id(), &self.hub, self.deps.core.as_ref())
             .await;
     }
 

@@ -6,12 +6,10 @@
 //! out at once, which keeps `subscription_count` and occupancy prompt.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
 
 use channel_core::{ChannelCore, CountReport};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, Index, Key};
 
@@ -61,21 +59,8 @@ impl Reporter {
         }
     }
 
-    pub async fn run(
-        self: Arc<Self>,
-        edge_id: String,
-        hub: Arc<Hub>,
-        core: Arc<dyn ChannelCore>,
-        stop: CancellationToken,
-    ) {
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => break,
-                () = self.notify.notified() => {}
-            }
-            if !self.flush(&edge_id, &hub, core.as_ref()).await {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
+    /// Waits until some channel's count changed since the last flush.
+    pub async fn changed(&self) {
+        self.notify.notified().await;
     }
 }

@@ -220,15 +220,16 @@ impl ChannelCore for GrpcCore {
         Ok(reply.into_inner().user_ids)
     }
 
-    async fn heartbeat(&self, edge: &str) -> Result<(), CoreError> {
+    async fn heartbeat(&self, edge: &str) -> Result<bool, CoreError> {
         let req = v1::HeartbeatRequest {
             edge: edge.to_owned(),
         };
-        self.client()
+        let reply = self
+            .client()
             .heartbeat(req)
             .await
             .map_err(status_to_error)?;
-        Ok(())
+        Ok(reply.into_inner().live)
     }
 }
 

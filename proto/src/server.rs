@@ -156,8 +156,9 @@ impl Rpc for CoreService {
         )
     }
 
-    async fn heartbeat(&self, req: Request<v1::HeartbeatRequest>) -> Reply<v1::Empty> {
-        empty(self.core.heartbeat(&req.into_inner().edge).await)
+    async fn heartbeat(&self, req: Request<v1::HeartbeatRequest>) -> Reply<v1::HeartbeatReply> {
+        let live = self.core.heartbeat(&req.into_inner().edge).await;
+        done(live.map(|live| v1::HeartbeatReply { live }))
     }
 }
 

@@ -1,6 +1,8 @@
 //! The generated code is checked in (so builds need neither protoc nor prost-build); this test
 //! regenerates it and fails if it differs. `SWITCHYARD_REGENERATE=1 cargo test -p
-//! switchyard-proto --test codegen` rewrites the checked-in file.
+//! switchyard-proto --test codegen` rewrites the checked-in file. When a proto change breaks
+//! the crate's own code, run the test binary built before the change with the same variable
+//! (it reads the .proto at run time), then fix the code.
 
 use std::path::PathBuf;
 
@@ -14,7 +16,7 @@ fn generated_code_matches_the_proto() {
     std::env::set_var("PROTOC", protoc);
     tonic_prost_build::configure()
         .out_dir(&out)
-        .compile_protos(&[root.join("switchyard/v1/core.proto")], &[root.clone()])
+        .compile_protos(&[root.join("switchyard/v1/core.proto")], std::slice::from_ref(&root))
         .expect("codegen");
     let fresh = std::fs::read_to_string(out.join("switchyard.v1.rs")).expect("generated file");
     let checked_in_path = root.join("src/generated/switchyard.v1.rs");

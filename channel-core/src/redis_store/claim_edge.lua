@@ -1,12 +1,18 @@
--- claim_expired_edge: takes one expired lease off the list. Finding and removing it in one
--- script is what hands each expired edge to exactly one caller.
--- KEYS: 1 leases (zset edge -> expiry ms)
+-- claim_expired_edge: hands one expired edge to exactly one caller. The edge moves from the
+-- live leases to the reaping set with a deadline; if that reaper dies before forget_edge, the
+-- deadline passes and another caller claims the edge again, so no dead edge is left unreaped.
+-- KEYS: 1 leases (zset edge -> expiry ms), 2 reaping (zset edge -> reaper deadline ms)
+-- ARGV: 1 how long a claim lasts, ms
 -- Returns the edge, or nil when no lease has expired.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1)
 if #due == 0 then
-  return false
+  due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)
+  if #due == 0 then
+    return false
+  end
+  redis.call('ZREM', KEYS[1], due[1])
 end
-redis.call('ZREM', KEYS[1], due[1])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), due[1])
 return due[1]

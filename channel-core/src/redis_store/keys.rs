@@ -54,9 +54,15 @@ impl Keys {
         }
     }
 
-    /// ZSET edge → lease expiry (ms, Redis clock). Not per app, so it has its own slot.
+    /// ZSET edge → lease expiry (ms, Redis clock). Not per app; shares a hash tag with
+    /// [`Keys::reaping`] because one script moves edges between the two.
     pub(super) fn leases(&self) -> String {
-        format!("{}:edges", self.ns)
+        format!("{}:{{edges}}:live", self.ns)
+    }
+
+    /// ZSET edge → deadline of the reaper that claimed it (ms, Redis clock).
+    pub(super) fn reaping(&self) -> String {
+        format!("{}:{{edges}}:reaping", self.ns)
     }
 
     /// SET of app ids in which `edge` may hold something (a superset).

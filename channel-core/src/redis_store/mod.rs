@@ -314,16 +314,18 @@ impl ChannelStore for RedisStore {
             .collect())
     }
 
-    async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<(), StoreError> {
+    async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut inv = self.scripts.touch_edge.prepare_invoke();
         inv.key(self.keys.leases()).arg(edge).arg(ttl_ms(ttl));
-        let _now: i64 = self.eval(&inv).await?;
-        Ok(())
+        let live: i64 = self.eval(&inv).await?;
+        Ok(live == 1)
     }
 
-    async fn claim_expired_edge(&self) -> Result<Option<String>, StoreError> {
+    async fn claim_expired_edge(&self, claim: Duration) -> Result<Option<String>, StoreError> {
         let mut inv = self.scripts.claim_edge.prepare_invoke();
-        inv.key(self.keys.leases());
+        inv.key(self.keys.leases())
+            .key(self.keys.reaping())
+            .arg(ttl_ms(claim));
         self.eval(&inv).await
     }
 
@@ -393,7 +395,7 @@ impl ChannelStore for RedisStore {
     async fn forget_edge(&self, edge: &str) -> Result<(), StoreError> {
         let index = self.keys.edge_apps(edge);
         let mut pipe = redis::pipe();
-        pipe.zrem(self.keys.leases(), edge)
+        pipe.zrem(self.keys.reaping(), edge)
             .ignore()
             .smembers(&index);
         let (apps,): (Vec<String>,) = self.query(&pipe).await?;

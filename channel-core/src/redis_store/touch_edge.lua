@@ -2,7 +2,13 @@
 -- replicas with skewed clocks still agree on which leases have expired.
 -- KEYS: 1 leases (zset edge -> expiry ms)
 -- ARGV: 1 edge, 2 ttl ms
+-- Returns 1 when the edge had a live lease before this call, 0 when it had none (its first
+-- heartbeat, or it was expired or is being reaped: the edge must then start afresh).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-return now
+if expiry and tonumber(expiry) > now then
+  return 1
+end
+return 0

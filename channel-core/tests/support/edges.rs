@@ -22,11 +22,21 @@ fn user(app_id: &str, user_id: &str) -> Holding {
     }
 }
 
+/// Long enough that no claim in these tests lapses unless a test waits for it.
+const CLAIM: Duration = Duration::from_secs(60);
+
 pub async fn leases_are_claimed_only_after_expiry(s: Store) {
-    assert_eq!(s.claim_expired_edge().await.expect("claim"), None);
-    s.touch_edge("live", Duration::from_secs(60))
+    assert_eq!(s.claim_expired_edge(CLAIM).await.expect("claim"), None);
+    let first = s
+        .touch_edge("live", Duration::from_secs(60))
         .await
         .expect("touch");
+    assert!(!first, "a first heartbeat finds no live lease");
+    let again = s
+        .touch_edge("live", Duration::from_secs(60))
+        .await
+        .expect("touch");
+    assert!(again, "a renewal finds the live lease");
     s.touch_edge("short", Duration::from_millis(100))
         .await
         .expect("touch");
@@ -36,16 +46,16 @@ pub async fn leases_are_claimed_only_after_expiry(s: Store) {
     s.touch_edge("renewed", Duration::from_secs(60))
         .await
         .expect("touch");
-    assert_eq!(s.claim_expired_edge().await.expect("claim"), None);
+    assert_eq!(s.claim_expired_edge(CLAIM).await.expect("claim"), None);
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let claimed = s.claim_expired_edge().await.expect("claim");
+    let claimed = s.claim_expired_edge(CLAIM).await.expect("claim");
     assert_eq!(claimed.as_deref(), Some("short"));
-    assert_eq!(s.claim_expired_edge().await.expect("claim"), None);
+    assert_eq!(s.claim_expired_edge(CLAIM).await.expect("claim"), None);
 
     s.touch_edge("dead", Duration::ZERO).await.expect("touch");
-    let claimed = s.claim_expired_edge().await.expect("claim");
+    let claimed = s.claim_expired_edge(CLAIM).await.expect("claim");
     assert_eq!(claimed.as_deref(), Some("dead"));
-    assert_eq!(s.claim_expired_edge().await.expect("claim"), None);
+    assert_eq!(s.claim_expired_edge(CLAIM).await.expect("claim"), None);
 }
 
 pub async fn expired_edges_go_to_exactly_one_claimer(s: Store) {
@@ -61,7 +71,7 @@ pub async fn expired_edges_go_to_exactly_one_claimer(s: Store) {
         let s = s.clone();
         claimers.spawn(async move {
             let mut mine = Vec::new();
-            while let Some(edge) = s.claim_expired_edge().await.expect("claim") {
+            while let Some(edge) = s.claim_expired_edge(CLAIM).await.expect("claim") {
                 mine.push(edge);
                 tokio::task::yield_now().await;
             }
@@ -228,14 +238,39 @@ pub async fn reap_user_removes_only_the_dead_edge(s: Store) {
     assert!(s.edge_holdings("e1").await.expect("holdings").is_empty());
 }
 
-pub async fn forget_edge_drops_the_lease(s: Store) {
+pub async fn forget_edge_ends_the_claim(s: Store) {
     s.touch_edge("gone", Duration::ZERO).await.expect("touch");
     s.touch_edge("kept", Duration::ZERO).await.expect("touch");
-    s.forget_edge("gone").await.expect("forget");
-    s.forget_edge("never-seen").await.expect("forget");
+    let short = Duration::from_millis(100);
     let mut claimed = HashSet::new();
-    while let Some(edge) = s.claim_expired_edge().await.expect("claim") {
+    while let Some(edge) = s.claim_expired_edge(short).await.expect("claim") {
         claimed.insert(edge);
     }
-    assert_eq!(claimed, HashSet::from(["kept".to_string()]));
+    assert_eq!(claimed.len(), 2);
+    s.forget_edge("gone").await.expect("forget");
+    s.forget_edge("never-seen").await.expect("forget");
+    // "kept" was claimed but never forgotten: its reaper died, so it is claimable again.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let mut again = HashSet::new();
+    while let Some(edge) = s.claim_expired_edge(CLAIM).await.expect("claim") {
+        again.insert(edge);
+    }
+    assert_eq!(again, HashSet::from(["kept".to_string()]));
+}
+
+pub async fn a_reaped_edge_learns_it_lost_its_lease(s: Store) {
+    s.touch_edge("zombie", Duration::from_secs(60))
+        .await
+        .expect("touch");
+    s.touch_edge("zombie", Duration::ZERO).await.expect("touch");
+    let claimed = s.claim_expired_edge(CLAIM).await.expect("claim");
+    assert_eq!(claimed.as_deref(), Some("zombie"));
+    let live = s
+        .touch_edge("zombie", Duration::from_secs(60))
+        .await
+        .expect("touch");
+    assert!(
+        !live,
+        "the heartbeat after a reap must report the lease as lost"
+    );
 }

@@ -66,9 +66,9 @@ pub(crate) async fn handle(
         }
     }
     let core = &edge.deps.core;
-    let (app_id, edge_id) = (session.app.id.clone(), edge.config.edge_id.as_str());
+    let (app_id, edge_id) = (session.app.id.clone(), edge.id());
     if let Err(e) = core
-        .user_signed_in(&app_id, &user.id, edge_id, &session.socket_id)
+        .user_signed_in(&app_id, &user.id, &edge_id, &session.socket_id)
         .await
     {
         tracing::warn!(error = %e, "user online report failed");
@@ -130,12 +130,7 @@ pub(crate) async fn sign_out(edge: &Edge, session: &mut Session) {
     let left = edge
         .deps
         .core
-        .user_signed_out(
-            &session.app.id,
-            &user.id,
-            &edge.config.edge_id,
-            &session.socket_id,
-        )
+        .user_signed_out(&session.app.id, &user.id, &edge.id(), &session.socket_id)
         .await;
     if let Err(e) = left {
         tracing::warn!(error = %e, "user offline report failed");

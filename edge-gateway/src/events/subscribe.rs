@@ -143,7 +143,7 @@ async fn join(
         .join_presence(
             &session.app.id,
             name,
-            &edge.config.edge_id,
+            &edge.id(),
             &session.socket_id,
             member,
         )

@@ -25,12 +25,7 @@ pub(crate) async fn leave(edge: &Edge, session: &mut Session, channel: &str) {
         let left = edge
             .deps
             .core
-            .leave_presence(
-                &session.app.id,
-                channel,
-                &edge.config.edge_id,
-                &session.socket_id,
-            )
+            .leave_presence(&session.app.id, channel, &edge.id(), &session.socket_id)
             .await;
         if let Err(e) = left {
             // The edge's lease expiry removes the member if core never hears of this leave.

@@ -150,6 +150,13 @@ pub struct HeartbeatRequest {
     #[prost(string, tag = "1")]
     pub edge: ::prost::alloc::string::String,
 }
+#[allow(clippy::all)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct HeartbeatReply {
+    /// False on an edge's first beat, and after its lease expired: core forgot what it held.
+    #[prost(bool, tag = "1")]
+    pub live: bool,
+}
 /// Generated client implementations.
 pub mod channel_core_client {
     #![allow(
@@ -475,10 +482,11 @@ pub mod channel_core_client {
             self.inner.unary(req, path, codec).await
         }
         /// Extends the edge's lease; an edge that stops calling is reaped after the lease expires.
+        /// Replies whether the lease was live before this beat.
         pub async fn heartbeat(
             &mut self,
             request: impl tonic::IntoRequest<super::HeartbeatRequest>,
-        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status> {
+        ) -> std::result::Result<tonic::Response<super::HeartbeatReply>, tonic::Status> {
             self.inner
                 .ready()
                 .await
@@ -558,10 +566,11 @@ pub mod channel_core_server {
             request: tonic::Request<super::OnlineRequest>,
         ) -> std::result::Result<tonic::Response<super::OnlineReply>, tonic::Status>;
         /// Extends the edge's lease; an edge that stops calling is reaped after the lease expires.
+        /// Replies whether the lease was live before this beat.
         async fn heartbeat(
             &self,
             request: tonic::Request<super::HeartbeatRequest>,
-        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status>;
+        ) -> std::result::Result<tonic::Response<super::HeartbeatReply>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct ChannelCoreServer<T> {
@@ -1135,7 +1144,7 @@ pub mod channel_core_server {
                         T: ChannelCore,
                     > tonic::server::UnaryService<super::HeartbeatRequest>
                     for HeartbeatSvc<T> {
-                        type Response = super::Empty;
+                        type Response = super::HeartbeatReply;
                         type Future = BoxFuture<
                             tonic::Response<Self::Response>,
                             tonic::Status,

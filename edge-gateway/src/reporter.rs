@@ -1,9 +1,14 @@
 //! Reports this edge's per-channel subscriber counts to core.
 //!
-//! Subscribing costs no core round trip: the channel is marked dirty and a single task sends
-//! the current counts of all dirty channels in one call. While a call is in flight further
-//! changes accumulate, so under churn the reports batch themselves; when idle a change goes
-//! out at once, which keeps `subscription_count` and occupancy prompt.
+//! Subscribing to a channel this edge already holds costs no core round trip: the channel is
+//! marked dirty and a single task sends the current counts of all dirty channels in one call.
+//! While a call is in flight further changes accumulate, so under churn the reports batch
+//! themselves; when idle a change goes out at once.
+//!
+//! The first local subscriber of a channel is reported before `subscription_succeeded`
+//! ([`Reporter::report_now`]), so a backend that queries the API right after a client
+//! subscribed sees the channel occupied. Every send holds one lock and reads the counts at
+//! send time, so reports from this edge reach core in order and the last one is current.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
@@ -17,6 +22,7 @@ use crate::hub::{Hub, Index, Key};
 pub(crate) struct Reporter {
     dirty: Mutex<HashSet<Key>>,
     notify: Notify,
+    sending: tokio::sync::Mutex<()>,
 }
 
 impl Reporter {
@@ -35,7 +41,28 @@ impl Reporter {
 
     /// Sends every pending report once; on failure the channels stay dirty for the next try.
     pub async fn flush(&self, edge_id: &str, hub: &Hub, core: &dyn ChannelCore) -> bool {
+        let _sending = self.sending.lock().await;
         let keys = self.take();
+        self.send(keys, edge_id, hub, core).await
+    }
+
+    /// Sends `key`'s count now and waits for core to take it.
+    pub async fn report_now(
+        &self,
+        key: &Key,
+        edge_id: &str,
+        hub: &Hub,
+        core: &dyn ChannelCore,
+    ) -> bool {
+        let _sending = self.sending.lock().await;
+        self.dirty
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        self.send(vec![key.clone()], edge_id, hub, core).await
+    }
+
+    async fn send(&self, keys: Vec<Key>, edge_id: &str, hub: &Hub, core: &dyn ChannelCore) -> bool {
         if keys.is_empty() {
             return true;
         }

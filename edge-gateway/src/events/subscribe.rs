@@ -35,7 +35,7 @@ pub(crate) async fn handle(
         Err(refusal) => return refuse(&name, refusal),
     };
     let key = session.key(&name);
-    let (_, feed) = edge
+    let (local, feed) = edge
         .hub
         .add(Index::Channel, &key, &session.socket_id, &session.peer);
     let subject = channel_subject(&session.app.id, &name);
@@ -68,7 +68,15 @@ pub(crate) async fn handle(
             }
         },
     };
-    edge.reporter.mark(&key);
+    if local == 1 {
+        let (hub, core) = (&edge.hub, edge.deps.core.as_ref());
+        if !edge.reporter.report_now(&key, &edge.id(), hub, core).await {
+            // Still subscribed locally; the background reporter retries the count.
+            edge.reporter.mark(&key);
+        }
+    } else {
+        edge.reporter.mark(&key);
+    }
     if channel.requires_auth() || channel.kind() == ChannelKind::ServerToUser {
         session.authorized = true;
     }

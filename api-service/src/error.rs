@@ -41,7 +41,7 @@ impl ApiError {
 
 impl From<channel_core::CoreError> for ApiError {
     fn from(e: channel_core::CoreError) -> Self {
-        ApiError::Unavailable(format!("channel state unavailable: {e}"))
+        ApiError::Unavailable(e.to_string())
     }
 }
 

@@ -51,6 +51,12 @@ impl Core {
     /// Looks for expired edges every `every` until `shutdown`. Several core replicas may run
     /// this at once: each expired edge is claimed by exactly one of them.
     pub async fn run_reaper(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        // After a core outage every lease has expired; give live edges one lease period to
+        // beat again before reaping, or a core restart would disconnect every client.
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(self.lease_ttl) => {}
+        }
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

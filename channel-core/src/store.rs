@@ -147,9 +147,10 @@ pub trait ChannelStore: Send + Sync {
         user_ids: &[String],
     ) -> Result<Vec<String>, StoreError>;
 
-    /// Extends `edge`'s lease to now + `ttl`. Returns whether the edge had a live lease
-    /// before: false on its first heartbeat, and false when it had expired or is being
-    /// reaped, in which case core has forgotten (or is forgetting) what the edge holds.
+    /// Extends `edge`'s lease to now + `ttl`. Returns whether the edge's state is intact:
+    /// true while it has a lease entry, even an expired one no reaper has claimed yet (core
+    /// may just have been down); false on its first heartbeat and once a reaper claimed it,
+    /// in which case core has forgotten (or is forgetting) what the edge holds.
     async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<bool, StoreError>;
 
     /// Claims one edge whose lease has expired, for `claim` long. Each expired edge goes to

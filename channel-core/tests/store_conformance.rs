@@ -27,6 +27,7 @@ conformance!(
     reap_user_removes_only_the_dead_edge,
     forget_edge_ends_the_claim,
     a_reaped_edge_learns_it_lost_its_lease,
+    an_expired_but_unclaimed_lease_is_still_intact,
     concurrent_joins_and_leaves_decide_once,
     concurrent_count_reports_occupy_and_vacate_once,
 );

@@ -157,5 +157,8 @@ fn the_example_file_is_valid_and_shows_the_defaults() {
     assert_eq!(c.core.lease_ttl_ms, d.core.lease_ttl_ms);
     assert_eq!(c.edge.linger_ms, d.edge.linger_ms);
     assert_eq!(c.apps[0].max_payload_bytes, d.apps[0].max_payload_bytes);
-    assert_eq!(c.apps[0].client_events_per_second, d.apps[0].client_events_per_second);
+    assert_eq!(
+        c.apps[0].client_events_per_second,
+        d.apps[0].client_events_per_second
+    );
 }

@@ -16,7 +16,10 @@ fn generated_code_matches_the_proto() {
     std::env::set_var("PROTOC", protoc);
     tonic_prost_build::configure()
         .out_dir(&out)
-        .compile_protos(&[root.join("switchyard/v1/core.proto")], std::slice::from_ref(&root))
+        .compile_protos(
+            &[root.join("switchyard/v1/core.proto")],
+            std::slice::from_ref(&root),
+        )
         .expect("codegen");
     let fresh = std::fs::read_to_string(out.join("switchyard.v1.rs")).expect("generated file");
     let checked_in_path = root.join("src/generated/switchyard.v1.rs");

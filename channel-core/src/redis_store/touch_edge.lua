@@ -2,13 +2,14 @@
 -- replicas with skewed clocks still agree on which leases have expired.
 -- KEYS: 1 leases (zset edge -> expiry ms)
 -- ARGV: 1 edge, 2 ttl ms
--- Returns 1 when the edge had a live lease before this call, 0 when it had none (its first
--- heartbeat, or it was expired or is being reaped: the edge must then start afresh).
+-- Returns 1 when the edge still had a lease entry, even an expired one: no reaper claimed it, so
+-- what it holds is intact (core may merely have been down). 0 when it had none: its first
+-- heartbeat, or a reaper claimed it, and the edge must start afresh.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-if expiry and tonumber(expiry) > now then
+if expiry then
   return 1
 end
 return 0

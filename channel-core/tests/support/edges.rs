@@ -258,6 +258,17 @@ pub async fn forget_edge_ends_the_claim(s: Store) {
     assert_eq!(again, HashSet::from(["kept".to_string()]));
 }
 
+pub async fn an_expired_but_unclaimed_lease_is_still_intact(s: Store) {
+    s.touch_edge("late", Duration::ZERO).await.expect("touch");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let live = s
+        .touch_edge("late", Duration::from_secs(60))
+        .await
+        .expect("touch");
+    assert!(live, "nobody reaped it, so its state is intact");
+    assert_eq!(s.claim_expired_edge(CLAIM).await.expect("claim"), None);
+}
+
 pub async fn a_reaped_edge_learns_it_lost_its_lease(s: Store) {
     s.touch_edge("zombie", Duration::from_secs(60))
         .await

@@ -40,8 +40,8 @@ fn main() -> ExitCode {
             health,
             move || {
                 let probe = probe.clone();
-                // Answering a query proves Redis is reachable.
-                async move { probe.online("", &[]).await.is_ok() }
+                // A channel query is a real store round trip: it proves Redis is reachable.
+                async move { probe.channel("", "ready-probe").await.is_ok() }
             },
             shutdown.clone(),
         ));

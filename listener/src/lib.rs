@@ -83,6 +83,29 @@ pub async fn serve(
     }
 }
 
+/// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`). The default of
+/// 128 overflows when a few hundred clients reconnect at once (after a deploy, say), and each
+/// dropped SYN costs its client a one-second retransmit.
+const BACKLOG: u32 = 4096;
+
+/// Binds `host:port` with a backlog sized for reconnect storms.
+pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other(format!("{host} resolves to nothing"))))
+}
+
 /// A JSON response with the given status.
 pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut res = Response::new(Full::new(body.into()));

@@ -103,7 +103,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 
 /// Binds `host:port` with a message that names the setting on failure.
 pub async fn bind(host: &str, port: u16, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind((host, port))
+    switchyard_listener::bind(host, port)
         .await
         .with_context(|| format!("cannot listen on {host}:{port} for {what}"))
 }

@@ -31,8 +31,7 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(config: Config) -> std::io::Result<Server> {
-        let addr = format!("{}:{}", config.server.host, config.server.port);
-        let listener = TcpListener::bind(addr).await?;
+        let listener = switchyard_listener::bind(&config.server.host, config.server.port).await?;
         Ok(Server { listener, config })
     }
 

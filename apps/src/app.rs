@@ -75,6 +75,11 @@ pub struct App {
     pub client_events_per_second: u32,
     #[serde(default)]
     pub webhooks: Vec<Webhook>,
+    /// When set, the webhook worker sends the app's events that it pulls together (and that
+    /// match the same webhook) in one POST with several `events`, as Pusher may; receivers
+    /// must then handle more than one event per body. Off: one event per POST.
+    #[serde(default)]
+    pub webhook_batching: bool,
 }
 
 /// Where an app's webhooks go and which of them.
@@ -121,6 +126,7 @@ impl App {
             max_presence_user_info_bytes: default_max_user_info(),
             client_events_per_second: default_client_event_rate(),
             webhooks: Vec::new(),
+            webhook_batching: false,
         }
     }
 

@@ -6,7 +6,14 @@ mod memory;
 mod receivers;
 mod redis_queue;
 mod retry;
+mod sqs_queue;
 mod worker;
+
+// Dead letters, batching and the admin endpoints.
+mod admin;
+mod batch;
+mod dead_letter;
+mod redis_dead_letters;
 
 use std::fmt;
 use std::time::Duration;
@@ -16,7 +23,16 @@ use async_trait::async_trait;
 pub use job::{WebhookEvent, WebhookJob};
 pub use memory::MemoryQueue;
 pub use redis_queue::{RedisQueue, RedisQueueConfig, DEFAULT_GROUP, DEFAULT_STREAM_KEY};
+pub use sqs_queue::{SqsQueue, SqsQueueConfig};
 pub use worker::{matches, run, WorkerConfig};
+
+pub use admin::{Admin, DeadLetterCommand, ADMIN_PREFIX};
+pub use dead_letter::{
+    replay, DeadLetter, DeadLetterError, DeadLetters, Failure, MemoryDeadLetters, Replay,
+    DEFAULT_DEAD_LETTER_CAP,
+};
+pub use redis_dead_letters::RedisDeadLetters;
+pub use worker::run_with_dead_letters;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {

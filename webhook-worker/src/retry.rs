@@ -1,5 +1,5 @@
-//! Delivering one job to one webhook: attempts, exponential backoff with jitter, and giving up
-//! (dead-lettering) once the retry window is spent.
+//! Delivering one body (one job, or a batch of one app's jobs) to one webhook: attempts,
+//! exponential backoff with jitter, and giving up once rejected or the retry window is spent.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -42,37 +42,49 @@ impl Backoff {
     }
 }
 
-/// Sends `event` to `hook` until it is delivered, rejected, or the window is spent. Returns
-/// only when the job needs nothing more from this webhook.
+/// How a delivery to one webhook ended.
+#[derive(Debug)]
+pub(crate) enum Finished {
+    Delivered,
+    /// The app was deleted meanwhile: nothing to deliver to, nothing to keep.
+    AppGone,
+    /// Rejected (4xx) or still failing after the window: the caller dead-letters it, with
+    /// this last error.
+    GaveUp(String),
+}
+
+/// Sends `events` in one body to `hook` until it is delivered, rejected, or the window is
+/// spent. Returns only when the jobs need nothing more from this webhook.
 pub(crate) async fn deliver(
     ctx: &Context,
     app_id: &str,
     hook: &Webhook,
-    event: &WebhookEvent,
+    events: &[&WebhookEvent],
     idempotency_key: &str,
-) {
+) -> Finished {
     let mut backoff = Backoff::new(&ctx.config);
+    let (first, count) = (events.first().map_or("", |e| e.name()), events.len());
     loop {
         // Looked up per attempt so retries are signed with the app's current secret.
         let outcome = match ctx.apps.by_id(app_id).await {
-            Ok(Some(app)) => attempt(ctx, &app, hook, event, idempotency_key).await,
+            Ok(Some(app)) => attempt(ctx, &app, hook, events, idempotency_key).await,
             Ok(None) => {
-                tracing::warn!(%app_id, url = %hook.url, event = event.name(), "app no longer exists; webhook dropped");
-                return;
+                tracing::warn!(%app_id, url = %hook.url, event = first, count, "app no longer exists; webhook dropped");
+                return Finished::AppGone;
             }
             Err(e) => Outcome::Retry(e.to_string()),
         };
         let reason = match outcome {
-            Outcome::Delivered => return,
+            Outcome::Delivered => return Finished::Delivered,
             Outcome::Rejected(status) => {
-                tracing::warn!(%app_id, url = %hook.url, %status, event = event.name(), "webhook rejected; not retried");
-                return;
+                tracing::warn!(%app_id, url = %hook.url, %status, event = first, count, "webhook rejected; dead-lettered, not retried");
+                return Finished::GaveUp(format!("receiver rejected the webhook: {status}"));
             }
             Outcome::Retry(reason) => reason,
         };
         let Some(delay) = backoff.next_delay() else {
-            tracing::error!(%app_id, url = %hook.url, %reason, event = event.name(), channel = event.channel(), "webhook dead-lettered: still failing after the retry window");
-            return;
+            tracing::error!(%app_id, url = %hook.url, %reason, event = first, count, "webhook dead-lettered: still failing after the retry window");
+            return Finished::GaveUp(reason);
         };
         tracing::debug!(%app_id, url = %hook.url, %reason, ?delay, "webhook will be retried");
         tokio::time::sleep(delay).await;
@@ -84,7 +96,7 @@ async fn attempt(
     ctx: &Context,
     app: &App,
     hook: &Webhook,
-    event: &WebhookEvent,
+    events: &[&WebhookEvent],
     idempotency_key: &str,
 ) -> Outcome {
     // The receiver's slot first: while it waits here, a slow receiver's backlog holds none of
@@ -98,7 +110,7 @@ async fn attempt(
     // Stamped per attempt, after any wait: receivers (the Python SDK) reject bodies older
     // than 300 s.
     let body =
-        Bytes::from(serde_json::json!({ "time_ms": now_ms(), "events": [event] }).to_string());
+        Bytes::from(serde_json::json!({ "time_ms": now_ms(), "events": events }).to_string());
     deliver::post(
         app,
         hook,

@@ -1,5 +1,6 @@
-//! The worker: pulls jobs, sends each to every matching webhook of its app, and acks a job once
-//! every one of those deliveries has finished.
+//! The worker: pulls jobs, sends each to every matching webhook of its app (batched per app
+//! when the app asks), and acks a job once every one of those deliveries has finished, or has
+//! been given up and dead-lettered.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +10,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::batch;
+use crate::dead_letter::{DeadLetters, Failure, MemoryDeadLetters};
 use crate::receivers::Receivers;
-use crate::retry::{self, Backoff};
+use crate::retry::{self, Backoff, Finished};
 use crate::{Leased, WebhookEvent, WebhookQueue};
 
 #[derive(Debug, Clone)]
@@ -58,6 +61,7 @@ pub(crate) struct Context {
     /// The worker-wide request permits (`concurrency`).
     pub(crate) permits: Semaphore,
     pub(crate) receivers: Receivers,
+    pub(crate) dead_letters: Arc<dyn DeadLetters>,
 }
 
 /// Whether `hook` wants `event`.
@@ -77,12 +81,25 @@ pub fn matches(hook: &Webhook, event: &WebhookEvent) -> bool {
     wanted && prefix && suffix
 }
 
-/// Pulls and delivers until `shutdown`. Each job runs on its own task, so the pull loop never
-/// waits on a delivery, only on a free job slot. At shutdown, jobs still in flight are
-/// abandoned un-acked; the queue hands them out again (at least once).
+/// [`run_with_dead_letters`] keeping given-up jobs in memory, as the embedded mode does.
 pub async fn run(
     queue: Arc<dyn WebhookQueue>,
     apps: Arc<dyn AppStore>,
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+) {
+    let dead_letters = Arc::new(MemoryDeadLetters::default());
+    run_with_dead_letters(queue, apps, dead_letters, config, shutdown).await;
+}
+
+/// Pulls and delivers until `shutdown`, keeping the jobs it gives up in `dead_letters`. Each
+/// app's share of a pull runs on its own task, so the pull loop never waits on a delivery,
+/// only on a free job slot. At shutdown, jobs still in flight are abandoned un-acked; the
+/// queue hands them out again (at least once).
+pub async fn run_with_dead_letters(
+    queue: Arc<dyn WebhookQueue>,
+    apps: Arc<dyn AppStore>,
+    dead_letters: Arc<dyn DeadLetters>,
     config: WorkerConfig,
     shutdown: CancellationToken,
 ) {
@@ -91,6 +108,7 @@ pub async fn run(
         apps,
         permits: Semaphore::new(config.concurrency.max(1)),
         receivers: Receivers::new(config.per_receiver_concurrency),
+        dead_letters,
         config,
     });
     let mut failing = PullBackoff::default();
@@ -105,10 +123,10 @@ pub async fn run(
         match pulled {
             Ok(jobs) => {
                 failing.reset();
-                for leased in jobs {
-                    let slot = held.pop();
+                for group in batch::by_app(jobs) {
+                    let group_slots = held.split_off(held.len().saturating_sub(group.len()));
                     let (queue, ctx, stop) = (queue.clone(), ctx.clone(), shutdown.clone());
-                    tokio::spawn(handle(queue, ctx, leased, slot, stop));
+                    tokio::spawn(handle_group(queue, ctx, group, group_slots, stop));
                 }
             }
             Err(e) => {
@@ -143,10 +161,55 @@ async fn take_slots(
     Some(held)
 }
 
+/// One app's jobs from one pull: the app is looked up once for all of them, then they go
+/// out as one batch (when the app asks for batching) or each on its own task, as if pulled
+/// alone. `slots` are the jobs' places in `max_jobs_in_flight`, freed as each job is done.
+async fn handle_group(
+    queue: Arc<dyn WebhookQueue>,
+    ctx: Arc<Context>,
+    group: Vec<Leased>,
+    slots: Vec<OwnedSemaphorePermit>,
+    shutdown: CancellationToken,
+) {
+    let Some(app_id) = group.first().map(|l| l.job.app_id.clone()) else {
+        return;
+    };
+    let lookup = tokio::select! {
+        // Abandoned, not acked: another pull hands them out again.
+        () = shutdown.cancelled() => return,
+        lookup = find_app(&ctx, &app_id) => lookup,
+    };
+    let app = match lookup {
+        Lookup::Found(app) => app,
+        Lookup::Unknown => {
+            tracing::warn!(%app_id, jobs = group.len(), "webhook jobs for an unknown app dropped");
+            return ack_all(&*queue, &group).await;
+        }
+        Lookup::Unavailable(error) => {
+            tracing::error!(%app_id, %error, jobs = group.len(), "webhooks dead-lettered: app store unavailable for the retry window");
+            give_up(&ctx, &group, None, &error).await;
+            return ack_all(&*queue, &group).await;
+        }
+    };
+    if app.webhook_batching && group.len() > 1 {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = batch::deliver(&ctx, &app, &group) => {}
+        }
+        return ack_all(&*queue, &group).await;
+    }
+    let mut slots = slots.into_iter();
+    for leased in group {
+        let (queue, ctx, app, stop) = (queue.clone(), ctx.clone(), app.clone(), shutdown.clone());
+        tokio::spawn(handle(queue, ctx, app, leased, slots.next(), stop));
+    }
+}
+
 /// One job, start to ack. `_slot` is the job's place in `max_jobs_in_flight`, freed on return.
 async fn handle(
     queue: Arc<dyn WebhookQueue>,
     ctx: Arc<Context>,
+    app: Arc<App>,
     leased: Leased,
     _slot: Option<OwnedSemaphorePermit>,
     shutdown: CancellationToken,
@@ -154,53 +217,68 @@ async fn handle(
     tokio::select! {
         // Abandoned, not acked: another pull hands it out again.
         () = shutdown.cancelled() => return,
-        () = process(&ctx, &leased) => {}
+        () = process(&ctx, &app, &leased) => {}
     }
-    if let Err(e) = queue.ack(&leased.id).await {
-        tracing::warn!(id = %leased.id, error = %e, "webhook job done but not acked; it may be delivered again");
-    }
+    ack_all(&*queue, std::slice::from_ref(&leased)).await;
 }
 
 /// Delivers to every matching webhook in parallel and returns once all have finished.
-async fn process(ctx: &Arc<Context>, leased: &Leased) {
-    let job = &leased.job;
-    let Some(app) = find_app(ctx, &job.app_id, &job.event).await else {
-        return;
-    };
+async fn process(ctx: &Arc<Context>, app: &App, leased: &Leased) {
     let mut deliveries = JoinSet::new();
     for (n, hook) in app.webhooks.iter().enumerate() {
-        if !matches(hook, &job.event) {
+        if !matches(hook, &leased.job.event) {
             continue;
         }
-        // Built from the lease id, which survives redelivery where the backend allows, so a
-        // receiver can drop a duplicate.
-        let key = format!("{}-{}-{n}", job.app_id, leased.id);
-        let (ctx, hook, event, app_id) = (
-            ctx.clone(),
-            hook.clone(),
-            job.event.clone(),
-            job.app_id.clone(),
-        );
-        deliveries.spawn(async move { retry::deliver(&ctx, &app_id, &hook, &event, &key).await });
+        let key = batch::idempotency_key(&leased.job.app_id, std::slice::from_ref(leased), n);
+        let (ctx, hook, leased) = (ctx.clone(), hook.clone(), leased.clone());
+        deliveries.spawn(async move {
+            let job = &leased.job;
+            let finished = retry::deliver(&ctx, &job.app_id, &hook, &[&job.event], &key).await;
+            if let Finished::GaveUp(error) = finished {
+                give_up(&ctx, std::slice::from_ref(&leased), Some(&hook.url), &error).await;
+            }
+        });
     }
     while deliveries.join_next().await.is_some() {}
 }
 
-/// The job's app, retrying an unavailable store within the retry window; `None` when the app
-/// is gone or the store stayed down (then the job is dropped, and logged as such).
-async fn find_app(ctx: &Context, app_id: &str, event: &WebhookEvent) -> Option<Arc<App>> {
+/// Dead-letters the jobs of `given_up`. They are acked regardless: an unacked Redis job stays
+/// leased to this worker until it exits, so a store outage here would only delay the loss,
+/// and the log line keeps what the store could not.
+pub(crate) async fn give_up(ctx: &Context, given_up: &[Leased], url: Option<&str>, error: &str) {
+    for Leased { job, .. } in given_up {
+        let failure = Failure::now(job.clone(), url, error);
+        if let Err(e) = ctx.dead_letters.record(failure).await {
+            tracing::error!(app_id = %job.app_id, url = url.unwrap_or(""), event = job.event.name(), channel = job.event.channel(), time_ms = job.time_ms, error = %e, "could not keep a dead letter; the webhook is lost");
+        }
+    }
+}
+
+async fn ack_all(queue: &dyn WebhookQueue, jobs: &[Leased]) {
+    for leased in jobs {
+        if let Err(e) = queue.ack(&leased.id).await {
+            tracing::warn!(id = %leased.id, error = %e, "webhook job done but not acked; it may be delivered again");
+        }
+    }
+}
+
+enum Lookup {
+    Found(Arc<App>),
+    Unknown,
+    /// The store stayed down for the whole retry window; its last error.
+    Unavailable(String),
+}
+
+/// The jobs' app, retrying an unavailable store within the retry window.
+async fn find_app(ctx: &Context, app_id: &str) -> Lookup {
     let mut backoff = Backoff::new(&ctx.config);
     loop {
         match ctx.apps.by_id(app_id).await {
-            Ok(Some(app)) => return Some(app),
-            Ok(None) => {
-                tracing::warn!(%app_id, event = event.name(), "webhook job for an unknown app dropped");
-                return None;
-            }
+            Ok(Some(app)) => return Lookup::Found(app),
+            Ok(None) => return Lookup::Unknown,
             Err(e) => {
                 let Some(delay) = backoff.next_delay() else {
-                    tracing::error!(%app_id, error = %e, event = event.name(), channel = event.channel(), "webhook dead-lettered: app store unavailable for the retry window");
-                    return None;
+                    return Lookup::Unavailable(format!("app store unavailable: {e}"));
                 };
                 tokio::time::sleep(delay).await;
             }

@@ -1,4 +1,5 @@
-//! One suite for the `WebhookQueue` contract, run against every backend.
+//! One suite for the `WebhookQueue` contract, run against every backend: memory, Redis at
+//! 127.0.0.1:6379 and SQS (an SQS-compatible server at 127.0.0.1:9324).
 
 mod fixtures;
 
@@ -92,6 +93,18 @@ macro_rules! conformance {
                     let stream = Stream::new(stringify!($name)).await;
                     super::$name(stream.queue("worker-1").await).await;
                     stream.delete().await;
+                }
+            )*
+        }
+
+        mod sqs {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let queue = fixtures::sqs::TestQueue::new(stringify!($name));
+                    super::$name(queue.queue().await).await;
+                    queue.delete().await;
                 }
             )*
         }

@@ -1,8 +1,11 @@
 //! A webhook receiver on a local port: answers with scripted statuses and reports every
 //! request it gets.
 
+#![allow(dead_code)] // each test crate uses its own subset
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,11 +29,12 @@ pub struct Received {
 pub struct Receiver {
     pub url: String,
     requests: mpsc::UnboundedReceiver<Received>,
+    script: Arc<Script>,
 }
 
 struct Script {
     statuses: Mutex<VecDeque<u16>>,
-    then: u16,
+    then: AtomicU16,
     delay: Duration,
 }
 
@@ -46,18 +50,37 @@ impl Receiver {
         let url = format!("http://{}/webhooks", listener.local_addr().expect("addr"));
         let script = Arc::new(Script {
             statuses: Mutex::new(statuses.iter().copied().collect()),
-            then,
+            then: AtomicU16::new(then),
             delay,
         });
         let (tx, requests) = mpsc::unbounded_channel();
+        let serving = script.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (script, tx) = (script.clone(), tx.clone());
+                let (script, tx) = (serving.clone(), tx.clone());
                 let service = service_fn(move |req| answer(req, script.clone(), tx.clone()));
                 tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
             }
         });
-        Receiver { url, requests }
+        Receiver {
+            url,
+            requests,
+            script,
+        }
+    }
+
+    /// Answers `status` to every request from now on, once the scripted statuses are used.
+    pub fn answer_from_now(&self, status: u16) {
+        self.script.then.store(status, Ordering::SeqCst);
+    }
+
+    /// Forgets the requests received so far; returns how many there were.
+    pub fn drain(&mut self) -> usize {
+        let mut n = 0;
+        while self.requests.try_recv().is_ok() {
+            n += 1;
+        }
+        n
     }
 
     /// The next request, failing the test if none comes within `within`.
@@ -103,7 +126,7 @@ async fn answer(
         .lock()
         .expect("script lock")
         .pop_front()
-        .unwrap_or(script.then);
+        .unwrap_or_else(|| script.then.load(Ordering::SeqCst));
     tokio::time::sleep(script.delay).await;
     let _ = tx.send(Received {
         key,
@@ -115,4 +138,28 @@ async fn answer(
     let mut res = Response::new(Full::new(Bytes::new()));
     *res.status_mut() = status;
     Ok(res)
+}
+
+impl Received {
+    /// The events of a webhook body, after checking it is what Pusher sends: signed with
+    /// `secret` over the exact body, with `app_key` and a `time_ms` stamped at send time.
+    pub fn verified_events(&self, app_key: &str, secret: &str) -> Vec<serde_json::Value> {
+        assert_eq!(self.key.as_deref(), Some(app_key));
+        let sig = self.signature.as_deref().expect("X-Pusher-Signature");
+        assert!(
+            switchyard_protocol::signature::verify(secret, &self.body, sig),
+            "bad signature {sig}"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&self.body).expect("json body");
+        let time_ms = body["time_ms"].as_u64().expect("time_ms");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64;
+        assert!(
+            now.abs_diff(time_ms) < 60_000,
+            "time_ms is stamped at send time"
+        );
+        body["events"].as_array().expect("events").clone()
+    }
 }

@@ -94,6 +94,7 @@ impl Core {
             app_id: app.id.clone(),
             event,
             time_ms: now_ms(),
+            only_url: None,
         };
         if let Err(e) = self.webhooks.push(job).await {
             tracing::error!(app_id = %app.id, error = %e, "webhook enqueue failed");
@@ -133,6 +134,7 @@ impl Core {
                     app_id: app.id.clone(),
                     event,
                     time_ms: now_ms(),
+                    only_url: None,
                 };
                 if let Err(e) = queue.push(job).await {
                     tracing::error!(app_id = %app.id, error = %e, "webhook enqueue failed");

@@ -167,6 +167,7 @@ fn job(n: u64) -> WebhookJob {
             channel: format!("room-{n}"),
         },
         time_ms: n,
+        only_url: None,
     }
 }
 
@@ -234,7 +235,12 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
     let queue = setup.queue("check").await;
     let pulled = queue.pull(10, Duration::from_secs(2)).await.expect("pull");
     let jobs: Vec<_> = pulled.into_iter().map(|l| l.job).collect();
-    assert_eq!(jobs, [job(1), job(2), job(3)]);
+    // A replay is aimed at the webhook that failed, and only at it.
+    let aimed = |n| WebhookJob {
+        only_url: Some("http://127.0.0.1:1/hooks".into()),
+        ..job(n)
+    };
+    assert_eq!(jobs, [aimed(1), aimed(2), aimed(3)]);
 
     let usage = setup.cli(&["dead-letters", "replay"]);
     assert_eq!(usage.status.code(), Some(2));
@@ -290,7 +296,11 @@ async fn the_worker_dead_letters_and_replays_through_the_admin_endpoint() {
             (letter["id"] != json!(id)).then_some(letter)
         })
         .await;
-    assert_eq!(again["job"], json!(job(1)));
+    assert_eq!(again["job"]["event"], json!(job(1).event));
+    assert_eq!(
+        again["job"]["only_url"], again["url"],
+        "the replay aims at the failed webhook"
+    );
 }
 
 #[tokio::test]

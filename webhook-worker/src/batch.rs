@@ -12,7 +12,7 @@ use switchyard_apps::App;
 use tokio::task::JoinSet;
 
 use crate::retry::{self, Finished};
-use crate::worker::{give_up, matches, Context};
+use crate::worker::{give_up, wants, Context};
 use crate::{Leased, WebhookEvent};
 
 /// Splits one pull into per-app groups: apps in order of first appearance, each group in
@@ -51,7 +51,7 @@ pub(crate) async fn deliver(ctx: &Arc<Context>, app: &App, group: &[Leased]) {
     for (n, hook) in app.webhooks.iter().enumerate() {
         let batch: Vec<Leased> = group
             .iter()
-            .filter(|l| matches(hook, &l.job.event))
+            .filter(|l| wants(hook, &l.job))
             .cloned()
             .collect();
         if batch.is_empty() {
@@ -84,6 +84,7 @@ mod tests {
                     channel: "cache-a".into(),
                 },
                 time_ms: 1,
+                only_url: None,
             },
         }
     }

@@ -115,7 +115,10 @@ pub async fn replay(
     };
     let mut replayed = Vec::with_capacity(chosen.len());
     for letter in chosen {
-        queue.push(letter.failure.job).await?;
+        let mut job = letter.failure.job;
+        // Only the webhook that failed gets it again (all of them if the URL is unknown).
+        job.only_url = letter.failure.url;
+        queue.push(job).await?;
         if let Err(e) = letters.remove(&letter.id).await {
             tracing::warn!(id = %letter.id, error = %e, "dead letter replayed but not removed; a later replay sends it again");
         }
@@ -210,6 +213,7 @@ mod tests {
                 channel: format!("cache-{n}"),
             },
             time_ms: n,
+            only_url: None,
         };
         Failure::now(job, Some("http://x/"), "receiver answered 500")
     }

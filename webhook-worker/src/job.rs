@@ -68,6 +68,10 @@ pub struct WebhookJob {
     pub app_id: String,
     pub event: WebhookEvent,
     pub time_ms: u64,
+    /// Deliver only to the app's webhook with this URL: set when a dead letter is replayed,
+    /// so webhooks that already took the event do not get it twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_url: Option<String>,
 }
 
 #[cfg(test)]

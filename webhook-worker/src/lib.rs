@@ -24,7 +24,7 @@ pub use job::{WebhookEvent, WebhookJob};
 pub use memory::MemoryQueue;
 pub use redis_queue::{RedisQueue, RedisQueueConfig, DEFAULT_GROUP, DEFAULT_STREAM_KEY};
 pub use sqs_queue::{SqsQueue, SqsQueueConfig};
-pub use worker::{matches, run, WorkerConfig};
+pub use worker::{matches, run, wants, WorkerConfig};
 
 pub use admin::{Admin, DeadLetterCommand, ADMIN_PREFIX};
 pub use dead_letter::{

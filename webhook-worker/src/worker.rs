@@ -14,7 +14,7 @@ use crate::batch;
 use crate::dead_letter::{DeadLetters, Failure, MemoryDeadLetters};
 use crate::receivers::Receivers;
 use crate::retry::{self, Backoff, Finished};
-use crate::{Leased, WebhookEvent, WebhookQueue};
+use crate::{Leased, WebhookEvent, WebhookJob, WebhookQueue};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -62,6 +62,12 @@ pub(crate) struct Context {
     pub(crate) permits: Semaphore,
     pub(crate) receivers: Receivers,
     pub(crate) dead_letters: Arc<dyn DeadLetters>,
+}
+
+/// Whether `hook` should receive `job`: its filters match and the job is not a replay aimed
+/// at another webhook.
+pub fn wants(hook: &Webhook, job: &WebhookJob) -> bool {
+    matches(hook, &job.event) && job.only_url.as_ref().is_none_or(|url| *url == hook.url)
 }
 
 /// Whether `hook` wants `event`.
@@ -226,7 +232,7 @@ async fn handle(
 async fn process(ctx: &Arc<Context>, app: &App, leased: &Leased) {
     let mut deliveries = JoinSet::new();
     for (n, hook) in app.webhooks.iter().enumerate() {
-        if !matches(hook, &leased.job.event) {
+        if !wants(hook, &leased.job) {
             continue;
         }
         let key = batch::idempotency_key(&leased.job.app_id, std::slice::from_ref(leased), n);
@@ -309,6 +315,28 @@ impl PullBackoff {
 mod tests {
     use super::*;
     use switchyard_apps::WebhookFilter;
+
+    #[test]
+    fn a_replayed_job_goes_only_to_the_webhook_that_failed() {
+        let hook = |url: &str| Webhook {
+            url: url.into(),
+            event_types: Vec::new(),
+            filter: WebhookFilter::default(),
+            headers: Default::default(),
+        };
+        let mut job = WebhookJob {
+            app_id: "a".into(),
+            event: WebhookEvent::CacheMiss {
+                channel: "cache-x".into(),
+            },
+            time_ms: 1,
+            only_url: None,
+        };
+        assert!(wants(&hook("http://a"), &job) && wants(&hook("http://b"), &job));
+        job.only_url = Some("http://b".into());
+        assert!(!wants(&hook("http://a"), &job));
+        assert!(wants(&hook("http://b"), &job));
+    }
 
     #[test]
     fn filters_by_type_and_channel() {

@@ -10,7 +10,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
-use webhook_worker::{Admin, DeadLetters, Failure, MemoryDeadLetters, MemoryQueue, WebhookQueue};
+use webhook_worker::{
+    Admin, DeadLetters, Failure, MemoryDeadLetters, MemoryQueue, WebhookJob, WebhookQueue,
+};
 
 use fixtures::{job, Stream};
 
@@ -136,7 +138,12 @@ async fn the_right_token_lists_and_replays(letters: Arc<dyn DeadLetters>) {
 
     let pushed = queue.pull(10, Duration::ZERO).await.expect("pull");
     let jobs: Vec<_> = pushed.into_iter().map(|l| l.job).collect();
-    assert_eq!(jobs, [job("app-1", 1), job("app-1", 2), job("app-1", 3)]);
+    // A replay is aimed at the webhook that failed, and only at it.
+    let aimed = |n| WebhookJob {
+        only_url: Some("http://127.0.0.1:1/".into()),
+        ..job("app-1", n)
+    };
+    assert_eq!(jobs, [aimed(1), aimed(2), aimed(3)]);
     assert!(letters.list(10).await.expect("list").is_empty());
 
     let (status, _) = call(

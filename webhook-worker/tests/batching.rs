@@ -103,6 +103,7 @@ async fn batches_follow_each_webhooks_filter(queue: Arc<dyn WebhookQueue>) {
             user_id: format!("u{n}"),
         },
         time_ms: n,
+        only_url: None,
     };
     let mut jobs: Vec<_> = (0..4).map(|n| job("app-1", n)).collect();
     jobs.extend((0..3).map(added));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use webhook_worker::{
     replay, DeadLetterError, DeadLetters, Failure, MemoryDeadLetters, MemoryQueue, Replay,
-    WebhookQueue, WorkerConfig,
+    WebhookJob, WebhookQueue, WorkerConfig,
 };
 
 use fixtures::{app, fast_retries, hook, job, wait_for_letters, Stream, Worker, SECRET, SOON};
@@ -75,7 +75,12 @@ async fn replay_all_pushes_oldest_first(letters: Arc<dyn DeadLetters>) {
     assert!(letters.list(10).await.expect("list").is_empty());
     let pushed = queue.pull(10, Duration::ZERO).await.expect("pull");
     let jobs: Vec<_> = pushed.into_iter().map(|l| l.job).collect();
-    assert_eq!(jobs, [job("app-1", 1), job("app-1", 2), job("app-1", 3)]);
+    // A replay is aimed at the webhook that failed, and only at it.
+    let aimed = |n| WebhookJob {
+        only_url: Some("http://127.0.0.1:1/hooks".into()),
+        ..job("app-1", n)
+    };
+    assert_eq!(jobs, [aimed(1), aimed(2), aimed(3)]);
     let missing = replay(&*letters, &queue, &Replay::One(replayed[0].clone())).await;
     assert!(
         matches!(missing, Err(DeadLetterError::NotFound(_))),

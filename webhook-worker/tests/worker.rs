@@ -153,6 +153,7 @@ async fn every_job_reaches_every_matching_webhook_signed() {
             user_id: "u1".into(),
         },
         time_ms: 1,
+        only_url: None,
     };
     let jobs = [job("app-1", 1), job("app-1", 2), added.clone()];
     for j in &jobs {

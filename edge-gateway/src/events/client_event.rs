@@ -87,6 +87,7 @@ pub(crate) async fn handle(
             time_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
+            only_url: None,
         };
         if let Err(e) = edge.deps.webhooks.push(job).await {
             tracing::error!(error = %e, "client_event webhook enqueue failed");

@@ -13,6 +13,15 @@ pub struct ClusterConfig {
     pub redis_namespace: String,
     /// Where edges and the API reach channel-core's gRPC service.
     pub core_url: String,
+    /// The webhook queue: `redis` (Redis Streams on `redis_url`) or `sqs`.
+    pub webhook_queue: String,
+    /// With `webhook_queue = "sqs"`: the queue's name (created if missing) or its URL.
+    pub sqs_queue: String,
+    /// Another endpoint than AWS's (a local SQS-compatible server); empty for AWS.
+    pub sqs_endpoint: String,
+    pub sqs_region: String,
+    /// A dead-letter queue SQS moves messages to after repeated failed receives; empty: none.
+    pub sqs_dead_letter_queue: String,
 }
 
 impl Default for ClusterConfig {
@@ -22,6 +31,11 @@ impl Default for ClusterConfig {
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_namespace: "sy".into(),
             core_url: "http://127.0.0.1:6301".into(),
+            webhook_queue: "redis".into(),
+            sqs_queue: "switchyard-webhooks".into(),
+            sqs_endpoint: String::new(),
+            sqs_region: "us-east-1".into(),
+            sqs_dead_letter_queue: String::new(),
         }
     }
 }
@@ -138,6 +152,12 @@ pub(crate) fn validate(
                 schemes.join(" or ")
             ));
         }
+    }
+    if cluster.webhook_queue != "redis" && cluster.webhook_queue != "sqs" {
+        errors.push(format!(
+            "[cluster] webhook_queue {:?} must be \"redis\" or \"sqs\"",
+            cluster.webhook_queue
+        ));
     }
     if edge.heartbeat_ms == 0 || core.reap_interval_ms == 0 || worker.concurrency == 0 {
         errors.push("[edge] heartbeat_ms, [core] reap_interval_ms and [worker] concurrency must be at least 1".into());

@@ -15,7 +15,7 @@ use switchyard_proto::GrpcCore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use webhook_worker::{RedisQueue, WebhookQueue};
+use webhook_worker::{RedisQueue, SqsQueue, SqsQueueConfig, WebhookQueue};
 
 /// The Redis stream holding webhook jobs, and the consumer group of the workers.
 pub const WEBHOOK_STREAM: &str = "webhooks";
@@ -42,20 +42,28 @@ pub async fn store(config: &Config) -> anyhow::Result<RedisStore> {
         .with_context(|| format!("cannot connect to Redis at {}", config.cluster.redis_url))
 }
 
-/// The webhook queue; `consumer` names this process in the consumer group.
+/// The webhook queue chosen by `[cluster] webhook_queue`; `consumer` names this process.
 pub async fn webhook_queue(
     config: &Config,
     consumer: &str,
 ) -> anyhow::Result<Arc<dyn WebhookQueue>> {
-    let stream = format!("{}:{WEBHOOK_STREAM}", config.cluster.redis_namespace);
-    let queue = RedisQueue::connect(&config.cluster.redis_url, &stream, WEBHOOK_GROUP, consumer)
+    let c = &config.cluster;
+    if c.webhook_queue == "sqs" {
+        let mut sqs = SqsQueueConfig::new(&c.sqs_queue, &c.sqs_region);
+        if c.sqs_queue.starts_with("https://") || c.sqs_queue.starts_with("http://") {
+            sqs.queue_url = Some(c.sqs_queue.clone());
+        }
+        sqs.endpoint_url = Some(c.sqs_endpoint.clone()).filter(|e| !e.is_empty());
+        sqs.dead_letter_queue = Some(c.sqs_dead_letter_queue.clone()).filter(|q| !q.is_empty());
+        let queue = SqsQueue::connect(sqs)
+            .await
+            .with_context(|| format!("cannot open the SQS webhook queue {:?}", c.sqs_queue))?;
+        return Ok(Arc::new(queue));
+    }
+    let stream = format!("{}:{WEBHOOK_STREAM}", c.redis_namespace);
+    let queue = RedisQueue::connect(&c.redis_url, &stream, WEBHOOK_GROUP, consumer)
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the webhook queue in Redis at {}",
-                config.cluster.redis_url
-            )
-        })?;
+        .with_context(|| format!("cannot open the webhook queue in Redis at {}", c.redis_url))?;
     Ok(Arc::new(queue))
 }
 

@@ -101,6 +101,9 @@ pub struct Webhook {
 pub struct WebhookFilter {
     pub channel_prefix: Option<String>,
     pub channel_suffix: Option<String>,
+    /// A glob the whole channel name must match; `*` matches any run of characters (none
+    /// included), every other character only itself.
+    pub channel_pattern: Option<String>,
 }
 
 impl App {

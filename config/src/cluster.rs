@@ -110,6 +110,10 @@ pub struct WorkerSection {
     pub concurrency: usize,
     /// How long a failing webhook is retried before it is dead-lettered.
     pub retry_window_secs: u64,
+    /// How long after a worker dies its unfinished jobs go to the other workers: the Redis
+    /// queue's reclaim timeout, or the SQS queue's visibility timeout. Live workers renew
+    /// their jobs at a third of it, so a slow delivery is never mistaken for a dead worker.
+    pub reclaim_after_secs: u64,
 }
 
 impl Default for WorkerSection {
@@ -118,6 +122,7 @@ impl Default for WorkerSection {
             health_port: 6401,
             concurrency: 64,
             retry_window_secs: 300,
+            reclaim_after_secs: 60,
         }
     }
 }

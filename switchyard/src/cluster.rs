@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use channel_core::{ChannelCore, RedisStore};
@@ -15,7 +16,7 @@ use switchyard_proto::GrpcCore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use webhook_worker::{RedisQueue, SqsQueue, SqsQueueConfig, WebhookQueue};
+use webhook_worker::{RedisQueue, RedisQueueConfig, SqsQueue, SqsQueueConfig, WebhookQueue};
 
 /// The Redis stream holding webhook jobs, and the consumer group of the workers.
 pub const WEBHOOK_STREAM: &str = "webhooks";
@@ -48,6 +49,8 @@ pub async fn webhook_queue(
     consumer: &str,
 ) -> anyhow::Result<Arc<dyn WebhookQueue>> {
     let c = &config.cluster;
+    // 0 would reclaim live leases at once; the floor of one second is SQS's own.
+    let reclaim_after = Duration::from_secs(config.worker.reclaim_after_secs.max(1));
     if c.webhook_queue == "sqs" {
         let mut sqs = SqsQueueConfig::new(&c.sqs_queue, &c.sqs_region);
         if c.sqs_queue.starts_with("https://") || c.sqs_queue.starts_with("http://") {
@@ -55,13 +58,16 @@ pub async fn webhook_queue(
         }
         sqs.endpoint_url = Some(c.sqs_endpoint.clone()).filter(|e| !e.is_empty());
         sqs.dead_letter_queue = Some(c.sqs_dead_letter_queue.clone()).filter(|q| !q.is_empty());
+        sqs.visibility_timeout = reclaim_after;
         let queue = SqsQueue::connect(sqs)
             .await
             .with_context(|| format!("cannot open the SQS webhook queue {:?}", c.sqs_queue))?;
         return Ok(Arc::new(queue));
     }
     let stream = format!("{}:{WEBHOOK_STREAM}", c.redis_namespace);
-    let queue = RedisQueue::connect(&c.redis_url, &stream, WEBHOOK_GROUP, consumer)
+    let mut redis = RedisQueueConfig::new(&stream, WEBHOOK_GROUP, consumer);
+    redis.reclaim_after = reclaim_after;
+    let queue = RedisQueue::connect_with(&c.redis_url, redis)
         .await
         .with_context(|| format!("cannot open the webhook queue in Redis at {}", c.redis_url))?;
     Ok(Arc::new(queue))

@@ -84,7 +84,39 @@ pub fn matches(hook: &Webhook, event: &WebhookEvent) -> bool {
         .channel_suffix
         .as_deref()
         .is_none_or(|s| channel.ends_with(s));
-    wanted && prefix && suffix
+    let pattern = hook
+        .filter
+        .channel_pattern
+        .as_deref()
+        .is_none_or(|p| glob_matches(p, channel));
+    wanted && prefix && suffix && pattern
+}
+
+/// Whether `text` matches the glob `pattern` as a whole, where `*` matches any run of
+/// characters (possibly empty) and every other character matches only itself. Greedy with
+/// backtracking to the last `*`: linear in practice, never exponential.
+pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    // The last `*` seen, and where in `text` its run currently ends.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            // Let the last `*` swallow one more character and retry after it.
+            star = Some((sp, st + 1));
+            pi = sp + 1;
+            ti = st + 1;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
 /// [`run_with_dead_letters`] keeping given-up jobs in memory, as the embedded mode does.
@@ -346,6 +378,7 @@ mod tests {
             filter: WebhookFilter {
                 channel_prefix: Some("private-".into()),
                 channel_suffix: None,
+                channel_pattern: None,
             },
             headers: Default::default(),
         };
@@ -366,6 +399,73 @@ mod tests {
                 channel: "any".into()
             }
         ));
+    }
+
+    #[test]
+    fn glob_star_matches_any_run_of_characters() {
+        for (pattern, text) in [
+            ("*", ""),
+            ("*", "anything"),
+            ("room-*", "room-"),
+            ("room-*", "room-42"),
+            ("*-eu", "orders-eu"),
+            ("presence-*-eu-*", "presence-team-eu-7"),
+            ("a*b*c", "abc"),
+            ("a*b*c", "aXbYbZc"),
+            ("**x", "x"),
+            ("exact", "exact"),
+            ("é*ü", "éaü"),
+        ] {
+            assert!(
+                glob_matches(pattern, text),
+                "{pattern:?} should match {text:?}"
+            );
+        }
+        for (pattern, text) in [
+            ("", "x"),
+            ("room-*", "room"),
+            ("room-*", "private-room-1"),
+            ("*-eu", "orders-eu-1"),
+            ("a*b*c", "acb"),
+            ("exact", "exactly"),
+            ("exact", "exac"),
+            ("a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        ] {
+            assert!(
+                !glob_matches(pattern, text),
+                "{pattern:?} should not match {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn filters_by_channel_pattern_alongside_prefix_and_suffix() {
+        let mut hook = Webhook {
+            url: "http://x".into(),
+            event_types: Vec::new(),
+            filter: WebhookFilter {
+                channel_prefix: None,
+                channel_suffix: None,
+                channel_pattern: Some("presence-*-eu-*".into()),
+            },
+            headers: Default::default(),
+        };
+        let occupied = |c: &str| WebhookEvent::ChannelOccupied { channel: c.into() };
+        assert!(matches(&hook, &occupied("presence-team-eu-1")));
+        assert!(!matches(&hook, &occupied("presence-team-us-1")));
+        assert!(!matches(&hook, &occupied("private-team-eu-1")));
+        // Every filter set must hold.
+        hook.filter.channel_suffix = Some("-1".into());
+        assert!(matches(&hook, &occupied("presence-team-eu-1")));
+        assert!(!matches(&hook, &occupied("presence-team-eu-2")));
+    }
+
+    #[test]
+    fn a_channel_pattern_is_read_from_config() {
+        let filter: WebhookFilter =
+            serde_json::from_str(r#"{"channel_pattern":"room-*"}"#).expect("filter");
+        assert_eq!(filter.channel_pattern.as_deref(), Some("room-*"));
+        assert!(filter.channel_prefix.is_none() && filter.channel_suffix.is_none());
     }
 
     #[test]

@@ -61,6 +61,9 @@ def _toml_value(v):
         return json.dumps(v)
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        # An inline table, e.g. an app's `webhooks = [{ url = "…" }]`.
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(f"cannot write {type(v)} as TOML")
 
 

@@ -1,9 +1,11 @@
-//! `loadgen fanout …`: see [`args::USAGE`].
+//! `loadgen fanout …` (see [`args::USAGE`]) and `loadgen webhooks …` (see
+//! [`webhooks::USAGE`]).
 
 mod args;
 mod fanout;
 mod http;
 mod procfs;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -13,8 +15,11 @@ fn main() -> ExitCode {
         eprintln!("{}", args::USAGE);
         return ExitCode::from(2);
     };
+    if scenario == "webhooks" {
+        return webhook_scenario(rest);
+    }
     if scenario != "fanout" {
-        eprintln!("unknown scenario {scenario:?}\n{}", args::USAGE);
+        eprintln!("unknown scenario {scenario:?}\n{}\n{}", args::USAGE, webhooks::USAGE);
         return ExitCode::from(2);
     }
     let opts = match args::Options::parse(rest) {
@@ -35,6 +40,31 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(fanout::run(opts)) {
+        Ok(report) => {
+            println!("{report:#}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn webhook_scenario(args: &[String]) -> ExitCode {
+    let opts = match webhooks::Options::parse(args) {
+        Ok(opts) => opts,
+        Err(e) => {
+            eprintln!("{e:#}\n{}", webhooks::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(webhooks::run(opts)));
+    match result {
         Ok(report) => {
             println!("{report:#}");
             ExitCode::SUCCESS

@@ -4,11 +4,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, RootCertStore};
+use std::sync::{Arc, OnceLock};
 use switchyard_apps::{App, Webhook};
 use switchyard_protocol::signature;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 /// How one attempt ended, which decides whether to retry.
 #[derive(Debug)]
@@ -42,6 +47,58 @@ pub async fn post(
     }
 }
 
+/// Connects to the webhook's host over plain TCP or TLS and returns an HTTP/1.1 sender.
+async fn open(uri: &Uri, host: &str) -> Result<SendRequest<Full<Bytes>>, String> {
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        other => return Err(format!("unsupported url scheme {other:?}")),
+    };
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    if !tls {
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        tokio::spawn(conn);
+        return Ok(sender);
+    }
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| format!("tls name: {e}"))?;
+    let stream = TlsConnector::from(tls_config()?)
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("tls: {e}"))?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// The TLS client settings, built once: the system's trusted roots (`SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` override them, as for OpenSSL). The ring provider is named explicitly
+/// because more than one rustls provider is compiled into the workspace.
+fn tls_config() -> Result<Arc<ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err("no trusted root certificates found for https webhooks".into());
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+                .map_err(|e| format!("tls setup: {e}"))
+        })
+        .clone()
+}
+
 async fn attempt(
     app: &App,
     hook: &Webhook,
@@ -49,18 +106,8 @@ async fn attempt(
     idempotency_key: &str,
 ) -> Result<StatusCode, String> {
     let uri: Uri = hook.url.parse().map_err(|e| format!("invalid url: {e}"))?;
-    if uri.scheme_str() != Some("http") {
-        return Err("only http:// webhook URLs are supported in this version".into());
-    }
     let host = uri.host().ok_or("url has no host")?;
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = TcpStream::connect((host, port))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(conn);
+    let mut sender = open(&uri, host).await?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let authority = uri.authority().map_or(host, |a| a.as_str());
     let mut req = Request::post(path)

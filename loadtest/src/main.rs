@@ -19,7 +19,11 @@ fn main() -> ExitCode {
         return webhook_scenario(rest);
     }
     if scenario != "fanout" {
-        eprintln!("unknown scenario {scenario:?}\n{}\n{}", args::USAGE, webhooks::USAGE);
+        eprintln!(
+            "unknown scenario {scenario:?}\n{}\n{}",
+            args::USAGE,
+            webhooks::USAGE
+        );
         return ExitCode::from(2);
     }
     let opts = match args::Options::parse(rest) {

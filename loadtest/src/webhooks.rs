@@ -29,7 +29,8 @@ pub struct Options {
     timeout: Duration,
 }
 
-pub const USAGE: &str = "usage: loadgen webhooks --redis redis://127.0.0.1:6379 --stream NS:webhooks
+pub const USAGE: &str =
+    "usage: loadgen webhooks --redis redis://127.0.0.1:6379 --stream NS:webhooks
   --app-id ID --listen 127.0.0.1:7601 [--jobs 20000] [--timeout-secs 60]
 Receives webhooks on --listen (the app's webhook URL must point there), pushes --jobs jobs into
 the Redis stream the webhook-worker drains, and prints deliveries per second, losses and
@@ -43,7 +44,9 @@ impl Options {
             let Some(name) = flag.strip_prefix("--") else {
                 bail!("unexpected argument {flag:?}");
             };
-            let value = it.next().with_context(|| format!("--{name} needs a value"))?;
+            let value = it
+                .next()
+                .with_context(|| format!("--{name} needs a value"))?;
             map.insert(name.to_owned(), value.clone());
         }
         let mut take = |k: &str| map.remove(k);
@@ -51,10 +54,19 @@ impl Options {
             redis: take("redis").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
             stream: take("stream").context("--stream is required")?,
             app_id: take("app-id").context("--app-id is required")?,
-            listen: take("listen").context("--listen is required")?.parse().context("--listen")?,
-            jobs: take("jobs").unwrap_or_else(|| "20000".into()).parse().context("--jobs")?,
+            listen: take("listen")
+                .context("--listen is required")?
+                .parse()
+                .context("--listen")?,
+            jobs: take("jobs")
+                .unwrap_or_else(|| "20000".into())
+                .parse()
+                .context("--jobs")?,
             timeout: Duration::from_secs(
-                take("timeout-secs").unwrap_or_else(|| "60".into()).parse().context("--timeout-secs")?,
+                take("timeout-secs")
+                    .unwrap_or_else(|| "60".into())
+                    .parse()
+                    .context("--timeout-secs")?,
             ),
         };
         if let Some(unknown) = map.keys().next() {
@@ -75,10 +87,13 @@ struct Received {
 
 pub async fn run(opts: Options) -> anyhow::Result<Value> {
     let received = Arc::new(Mutex::new(Received::default()));
-    let listener = TcpListener::bind(opts.listen).await.context("bind the receiver")?;
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .context("bind the receiver")?;
     tokio::spawn(receive(listener, received.clone()));
 
-    let queue = Arc::new(RedisQueue::connect(&opts.redis, &opts.stream, DEFAULT_GROUP, "loadgen").await?);
+    let queue =
+        Arc::new(RedisQueue::connect(&opts.redis, &opts.stream, DEFAULT_GROUP, "loadgen").await?);
     let pushed_at = Instant::now();
     // Several pushers, so the producer side is not what limits the measured rate.
     let mut pushers = tokio::task::JoinSet::new();
@@ -114,7 +129,10 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
     let r = lock(&received);
     let delivered = r.per_channel.len();
     let duplicates: u32 = r.per_channel.values().map(|n| n - 1).sum();
-    let secs = r.first.zip(r.last).map_or(0.0, |(a, b)| (b - a).as_secs_f64());
+    let secs = r
+        .first
+        .zip(r.last)
+        .map_or(0.0, |(a, b)| (b - a).as_secs_f64());
     Ok(json!({
         "scenario": "webhooks",
         "jobs": opts.jobs,
@@ -140,9 +158,16 @@ async fn receive(listener: TcpListener, received: Arc<Mutex<Received>>) {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let received = received.clone();
                 async move {
-                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
                     record(&received, &body);
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
+                        b"{}",
+                    ))))
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()

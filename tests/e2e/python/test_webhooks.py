@@ -6,6 +6,8 @@ app (numeric id, for the SDK) sends its webhooks to a receiver in the test. Clus
 no such app in deploy/local/cluster.toml: the test is skipped there.
 """
 
+import hashlib
+import hmac
 import json
 import os
 import queue
@@ -25,7 +27,13 @@ import websocket
 from conftest import BIN, CLUSTER, HOST, _tail, config_toml, free_port
 
 WAIT = 10.0
-HOOK_APP = {"id": "34567", "key": "py-hook-key", "secret": "py-hook-secret"}
+HOOK_APP = {
+    "id": "34567",
+    "key": "py-hook-key",
+    "secret": "py-hook-secret",
+    "enable_client_messages": True,
+    "enable_subscription_count": True,
+}
 
 pytestmark = pytest.mark.skipif(CLUSTER, reason="needs a server of its own with a webhook app")
 
@@ -150,3 +158,75 @@ def test_a_real_webhook_validates_with_the_python_sdk(hook_server):
     assert client.validate_webhook("another-key", signature, raw) is None
     assert client.validate_webhook(key, signature, raw.replace(channel, channel + "x")) is None
     assert client.validate_webhook(key, "0" * len(signature), raw) is None
+
+
+def _sdk(port):
+    return pusher.Pusher(
+        app_id=HOOK_APP["id"], key=HOOK_APP["key"], secret=HOOK_APP["secret"], host=HOST, port=port, ssl=False
+    )
+
+
+def _recv_event(ws, name):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        frame = json.loads(ws.recv())
+        if frame.get("event") == name:
+            return frame
+    pytest.fail(f"no {name} within {WAIT} s")
+
+
+def test_every_webhook_event_type_validates_with_the_python_sdk(hook_server):
+    port, receiver = hook_server
+    tag = os.urandom(4).hex()
+    public, presence, cache = f"py-all-{tag}", f"presence-py-{tag}", f"cache-py-{tag}"
+    ws = websocket.create_connection(
+        f"ws://{HOST}:{port}/app/{HOOK_APP['key']}?protocol=7&client=python-e2e&version=1.0",
+        timeout=WAIT,
+    )
+    socket_id = json.loads(json.loads(ws.recv())["data"])["socket_id"]
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": public}}))
+    _recv_event(ws, "pusher_internal:subscription_succeeded")
+    channel_data = json.dumps({"user_id": "py-user", "user_info": {"name": "Py"}})
+    to_sign = f"{socket_id}:{presence}:{channel_data}".encode()
+    sig = hmac.new(HOOK_APP["secret"].encode(), to_sign, hashlib.sha256).hexdigest()
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {
+        "channel": presence, "auth": f"{HOOK_APP['key']}:{sig}", "channel_data": channel_data}}))
+    _recv_event(ws, "pusher_internal:subscription_succeeded")
+    ws.send(json.dumps({"event": "client-typing", "channel": presence, "data": {"text": "hi"}}))
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": cache}}))
+    _recv_event(ws, "pusher:cache_miss")
+    ws.close()
+
+    expected = {
+        "channel_occupied": public,
+        "subscription_count": public,
+        "member_added": presence,
+        "client_event": presence,
+        "cache_miss": cache,
+        "channel_vacated": public,
+        # Held 3 s in case the member comes back, then sent.
+        "member_removed": presence,
+    }
+    # Webhooks arrive in any order: collect until every expected one is in, bounded.
+    found = {}
+    deadline = time.monotonic() + WAIT
+    while len(found) < len(expected):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail(f"missing webhooks: {set(expected) - set(found)}")
+        try:
+            headers, body = receiver.posts.get(timeout=left)
+        except queue.Empty:
+            continue
+        for event in json.loads(body).get("events", []):
+            if expected.get(event.get("name")) == event.get("channel"):
+                found[event["name"]] = (headers, body, event)
+    client = _sdk(port)
+    for name, (headers, body, event) in found.items():
+        validated = client.validate_webhook(headers.get("x-pusher-key"), headers.get("x-pusher-signature"), body.decode())
+        assert validated is not None, f"the SDK rejected the {name} webhook: {body!r}"
+        assert event in validated["events"]
+        if name in ("member_added", "member_removed", "client_event"):
+            assert event["user_id"] == "py-user", event
+        if name == "client_event":
+            assert event["event"] == "client-typing" and event["socket_id"] == socket_id, event

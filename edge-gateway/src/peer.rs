@@ -62,7 +62,11 @@ impl Shared {
     }
 
     fn closing(&self) -> Option<CloseCode> {
-        CloseCode::from_code(self.close.load(Ordering::Acquire))
+        // Checked on every outbound frame: the common "still open" case skips the code lookup.
+        match self.close.load(Ordering::Acquire) {
+            0 => None,
+            code => CloseCode::from_code(code),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! Stateless: every request is authenticated against the app store, events go straight to the
 //! bus, and queries go to channel-core.
 
+mod admin;
 mod auth;
 mod channels;
 mod error;
@@ -11,12 +12,12 @@ mod trigger;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use channel_core::ChannelCore;
+use channel_core::{ChannelCore, Quota};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
 use serde_json::Value;
-use switchyard_apps::AppStore;
+use switchyard_apps::{App, AppStore};
 use switchyard_bus::{user_subject, Bus, Control, Envelope};
 use switchyard_listener::Body;
 use switchyard_protocol::rest::Query;
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use admin::{announce, new_app, AdminDeps};
 pub use error::ApiError;
 
 /// Bodies above this are refused with 413 before they are read: a batch of 10 events of
@@ -36,6 +38,8 @@ pub struct ApiDeps {
     pub apps: Arc<dyn AppStore>,
     pub core: Arc<dyn ChannelCore>,
     pub bus: Arc<dyn Bus>,
+    /// The admin API (`/admin/apps`); `None` leaves it off.
+    pub admin: Option<AdminDeps>,
 }
 
 pub struct Api {
@@ -52,10 +56,10 @@ impl Api {
         self.deps.core.online("", &[]).await.is_ok()
     }
 
-    /// Handles a request under `/apps/`.
+    /// Handles a request under `/apps/` or `/admin/`.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         match self.route(req).await {
-            Ok(body) => switchyard_listener::json(StatusCode::OK, body.to_string()),
+            Ok((status, body)) => switchyard_listener::json(status, body.to_string()),
             Err(e) => {
                 tracing::debug!(error = %e, status = %e.status(), "api request refused");
                 e.into_response()
@@ -63,8 +67,9 @@ impl Api {
         }
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Result<Value, ApiError> {
+    async fn route(&self, req: Request<Incoming>) -> Result<(StatusCode, Value), ApiError> {
         let method = req.method().clone();
+        let authorization = admin::authorization(req.headers()).map(str::to_owned);
         let path = req.uri().path().to_owned();
         let query = Query::parse(req.uri().query().unwrap_or(""));
         let json_body = req
@@ -84,6 +89,16 @@ impl Api {
             .map(percent_decode)
             .collect();
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if let ["admin", rest @ ..] = segments.as_slice() {
+            let req = admin::Request {
+                method: &method,
+                rest,
+                query: &query,
+                authorization: authorization.as_deref(),
+                body: &body,
+            };
+            return admin::handle(self.deps.admin.as_ref(), self.deps.bus.as_ref(), req).await;
+        }
         let ["apps", app_id, rest @ ..] = segments.as_slice() else {
             return Err(ApiError::NotFound(format!("no such endpoint: {path}")));
         };
@@ -96,7 +111,10 @@ impl Api {
             &body,
         )
         .await?;
-        match (&method, rest) {
+        if method == Method::GET {
+            self.take_quota(&app, Quota::ReadRequests, 1).await?;
+        }
+        let body = match (&method, rest) {
             (&Method::POST, ["events"]) => self.events(&app, &body).await,
             (&Method::POST, ["batch_events"]) => self.batch_events(&app, &body).await,
             (&Method::GET, ["channels"]) => self.channels(&app, &query).await,
@@ -113,7 +131,41 @@ impl Api {
             _ => Err(ApiError::NotFound(format!(
                 "no such endpoint: {method} {path}"
             ))),
+        }?;
+        Ok((StatusCode::OK, body))
+    }
+}
+
+impl Api {
+    /// Takes `amount` from the app's cluster-wide per-second allowance; 429 beyond it.
+    pub(crate) async fn take_quota(
+        &self,
+        app: &App,
+        quota: Quota,
+        amount: u64,
+    ) -> Result<(), ApiError> {
+        let per_second = u64::from(match quota {
+            Quota::BackendEvents => app.max_backend_events_per_second,
+            Quota::ReadRequests => app.max_read_requests_per_second,
+        });
+        if per_second == 0 {
+            return Ok(());
         }
+        if self
+            .deps
+            .core
+            .take_quota(&app.id, quota, amount, per_second)
+            .await?
+        {
+            return Ok(());
+        }
+        let what = match quota {
+            Quota::BackendEvents => "events",
+            Quota::ReadRequests => "read requests",
+        };
+        Err(ApiError::TooManyRequests(format!(
+            "over the app's limit of {per_second} {what} per second"
+        )))
     }
 }
 

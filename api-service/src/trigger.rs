@@ -1,6 +1,7 @@
 //! `POST /events` and `POST /batch_events`: validate, serialize each channel's frame once,
 //! publish it on the channel's subject.
 
+use channel_core::Quota;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -181,6 +182,7 @@ impl Api {
 
     pub(crate) async fn events(&self, app: &App, body: &[u8]) -> Result<Value, ApiError> {
         let trigger = validate(app, parse_json(body)?, false)?;
+        self.take_quota(app, Quota::BackendEvents, 1).await?;
         self.publish(app, &trigger).await?;
         if !trigger.info.any() {
             return Ok(Value::Object(Map::new()));
@@ -203,6 +205,8 @@ impl Api {
             .into_iter()
             .map(|e| validate(app, e, true))
             .collect::<Result<Vec<_>, _>>()?;
+        self.take_quota(app, Quota::BackendEvents, triggers.len() as u64)
+            .await?;
         for t in &triggers {
             self.publish(app, t).await?;
         }

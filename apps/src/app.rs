@@ -1,9 +1,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A secret that never prints: `Debug` and `Display` show `***`.
+///
+/// It does serialize as its text, because the app stores and the admin API must carry it;
+/// whatever serializes an app for display leaves it out (see `admin::view`).
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -16,6 +19,12 @@ impl Secret {
     /// The secret's text, for signing only.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 
@@ -32,7 +41,10 @@ impl fmt::Display for Secret {
 }
 
 /// One application, with the defaults Pusher uses for every setting left out.
-#[derive(Debug, Clone, Deserialize)]
+///
+/// Serializing writes every field, defaults included, so that what a store saved keeps its
+/// meaning if a default changes later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct App {
     pub id: String,
@@ -73,6 +85,14 @@ pub struct App {
     pub max_presence_user_info_bytes: usize,
     #[serde(default = "default_client_event_rate")]
     pub client_events_per_second: u32,
+    /// Events the HTTP API accepts per second for this app, across all API instances (each
+    /// event of a batch counts); beyond it, 429. 0: no limit.
+    #[serde(default)]
+    pub max_backend_events_per_second: u32,
+    /// Channel, user and presence queries per second across all API instances; beyond it,
+    /// 429. 0: no limit.
+    #[serde(default)]
+    pub max_read_requests_per_second: u32,
     #[serde(default)]
     pub webhooks: Vec<Webhook>,
     /// When set, the webhook worker sends the app's events that it pulls together (and that
@@ -83,7 +103,7 @@ pub struct App {
 }
 
 /// Where an app's webhooks go and which of them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
     pub url: String,
@@ -96,13 +116,16 @@ pub struct Webhook {
     pub headers: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub channel_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub channel_suffix: Option<String>,
     /// A glob the whole channel name must match; `*` matches any run of characters (none
     /// included), every other character only itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub channel_pattern: Option<String>,
 }
 
@@ -128,6 +151,8 @@ impl App {
             max_presence_members: default_max_members(),
             max_presence_user_info_bytes: default_max_user_info(),
             client_events_per_second: default_client_event_rate(),
+            max_backend_events_per_second: 0,
+            max_read_requests_per_second: 0,
             webhooks: Vec::new(),
             webhook_batching: false,
         }
@@ -189,6 +214,42 @@ mod tests {
         let printed = format!("{app:?}");
         assert!(!printed.contains("very-secret"), "{printed}");
         assert_eq!(app.secret.expose(), "very-secret");
+    }
+
+    #[test]
+    fn json_round_trip_is_lossless() {
+        let mut app = App::new("1", "k", "very-secret");
+        app.enabled = false;
+        app.enable_client_messages = true;
+        app.max_connections = 7;
+        app.enable_subscription_count = true;
+        app.require_authorized_connections = true;
+        app.authorization_timeout_secs = 3;
+        app.allowed_origins = vec!["https://a.example".into()];
+        app.max_payload_bytes = 1;
+        app.max_channels_per_trigger = 2;
+        app.max_batch_size = 3;
+        app.max_channel_name_length = 4;
+        app.max_event_name_length = 5;
+        app.max_presence_members = 6;
+        app.max_presence_user_info_bytes = 7;
+        app.client_events_per_second = 8;
+        app.webhook_batching = true;
+        app.webhooks = vec![Webhook {
+            url: "https://hooks.example/a".into(),
+            event_types: vec!["channel_occupied".into()],
+            filter: WebhookFilter {
+                channel_prefix: Some("private-".into()),
+                channel_suffix: None,
+                channel_pattern: Some("*-room".into()),
+            },
+            headers: BTreeMap::from([("X-Token".into(), "t".into())]),
+        }];
+
+        let json = serde_json::to_string(&app).expect("to string");
+        assert!(json.contains(r#""secret":"very-secret""#), "{json}");
+        let back: App = serde_json::from_str(&json).expect("from str");
+        assert_eq!(back, app);
     }
 
     #[test]

@@ -3,9 +3,19 @@
 //! An [`App`] carries everything an edge or the API needs to decide about a request: its
 //! credentials, switches and limits. Services never cache apps themselves; they ask an
 //! [`AppStore`], so a backend with invalidation can make a change visible everywhere.
+//!
+//! Stores: [`StaticAppStore`] (the config file, read-only) and [`SqlAppStore`]
+//! (MySQL/MariaDB or PostgreSQL, changed with [`AppAdmin`]), usually behind a
+//! [`CachedAppStore`]. [`admin`] holds the changes the CLI and the admin API make, written
+//! once against [`AppAdmin`] for every store.
 
+pub mod admin;
 mod app;
+mod cached;
+mod sql;
 mod store;
 
 pub use app::{App, Secret, Webhook, WebhookFilter};
-pub use store::{AppStore, AppStoreError, StaticAppStore};
+pub use cached::CachedAppStore;
+pub use sql::SqlAppStore;
+pub use store::{AppAdmin, AppStore, AppStoreError, StaticAppStore};

@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 
 pub use memory::MemoryBus;
 pub use nats::NatsBus;
-pub use subject::{channel_subject, decode_token, encode_token, user_subject, watch_subject};
+pub use subject::{
+    channel_subject, decode_token, encode_token, user_subject, watch_subject, APPS_CHANGED_SUBJECT,
+};
 
 /// One message on the bus: the frame bytes plus routing headers.
 #[derive(Debug, Clone, PartialEq, Eq)]

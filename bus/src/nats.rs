@@ -54,6 +54,16 @@ impl NatsBus {
     /// propagation lands; nothing writes or reads it yet.
     pub const TRACEPARENT_HEADER: &'static str = "traceparent";
 
+    /// Waits until everything published so far has been written to the server: for a
+    /// short-lived process (the CLI) that must not exit with a message still buffered.
+    pub async fn flush(&self) -> Result<(), BusError> {
+        match timeout(PUBLISH_TIMEOUT, self.client.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(unavailable(format!("NATS flush: {e}"))),
+            Err(_) => Err(unavailable("NATS flush timed out".to_owned())),
+        }
+    }
+
     /// Connects to `url` (or a comma-separated list of servers of one cluster).
     ///
     /// Fails with [`BusError::Unavailable`] within a few seconds when no server answers, so a

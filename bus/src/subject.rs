@@ -7,6 +7,10 @@ pub fn channel_subject(app_id: &str, channel: &str) -> String {
     format!("sy.{}.ch.{}", encode_token(app_id), encode_token(channel))
 }
 
+/// Where a changed app's id is announced, so every service drops its cached copy at once.
+/// Its first token differs from every app's `sy`, so no app id can reach it.
+pub const APPS_CHANGED_SUBJECT: &str = "sy-apps.changed";
+
 /// `sy.<app>.user.<user id>`
 pub fn user_subject(app_id: &str, user_id: &str) -> String {
     format!("sy.{}.user.{}", encode_token(app_id), encode_token(user_id))

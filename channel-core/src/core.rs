@@ -11,7 +11,7 @@ use webhook_worker::{WebhookEvent, WebhookJob, WebhookQueue};
 
 use crate::hold::{HoldKey, Holds};
 use crate::store::{ChannelStore, CountTransition};
-use crate::{CachedEvent, ChannelCore, ChannelCounts, CoreError, CountReport};
+use crate::{CachedEvent, ChannelCore, ChannelCounts, CoreError, CountReport, Quota};
 
 /// Channels with more subscribers than this get `subscription_count` at most every
 /// [`BUSY_COUNT_INTERVAL`], as Pusher does, so a busy channel is not flooded by its own churn.
@@ -394,5 +394,31 @@ impl ChannelCore for Core {
 
     async fn heartbeat(&self, edge: &str) -> Result<bool, CoreError> {
         Ok(self.store.touch_edge(edge, self.lease_ttl).await?)
+    }
+
+    async fn admit_connection(
+        &self,
+        app_id: &str,
+        edge: &str,
+        max: u64,
+    ) -> Result<bool, CoreError> {
+        Ok(self.store.admit_connection(app_id, edge, max).await?)
+    }
+
+    async fn release_connection(&self, app_id: &str, edge: &str) -> Result<(), CoreError> {
+        Ok(self.store.release_connection(app_id, edge).await?)
+    }
+
+    async fn take_quota(
+        &self,
+        app_id: &str,
+        quota: Quota,
+        amount: u64,
+        per_second: u64,
+    ) -> Result<bool, CoreError> {
+        Ok(self
+            .store
+            .take_quota(app_id, quota.as_str(), amount, per_second)
+            .await?)
     }
 }

@@ -140,4 +140,46 @@ pub trait ChannelCore: Send + Sync {
     /// events as if its sockets had closed. Returns whether the lease was live before; false
     /// after the first beat means core has forgotten what the edge held.
     async fn heartbeat(&self, edge: &str) -> Result<bool, CoreError>;
+
+    /// Counts a new connection of `edge` in the app unless the app already has `max` across
+    /// the cluster (0: no limit); false means refuse it (4004). Each admitted connection is
+    /// released once; a dead edge's share is reaped with its lease.
+    async fn admit_connection(&self, app_id: &str, edge: &str, max: u64)
+        -> Result<bool, CoreError>;
+
+    async fn release_connection(&self, app_id: &str, edge: &str) -> Result<(), CoreError>;
+
+    /// Takes `amount` from the app's cluster-wide allowance of `per_second` in `quota` for
+    /// the current second; false (taking nothing) means over the limit (HTTP 429).
+    async fn take_quota(
+        &self,
+        app_id: &str,
+        quota: Quota,
+        amount: u64,
+        per_second: u64,
+    ) -> Result<bool, CoreError>;
+}
+
+/// Per-second allowances the API enforces per app across all its instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    /// Events accepted by `POST /events` and `/batch_events` (each event of a batch counts).
+    BackendEvents,
+    /// Channel, presence-user and channel-list queries.
+    ReadRequests,
+}
+
+impl Quota {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quota::BackendEvents => "backend_events",
+            Quota::ReadRequests => "read_requests",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Quota> {
+        [Quota::BackendEvents, Quota::ReadRequests]
+            .into_iter()
+            .find(|q| q.as_str() == name)
+    }
 }

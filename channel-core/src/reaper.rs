@@ -43,6 +43,9 @@ impl Core {
                         self.publish_watch(&app_id, &user_id, "offline").await;
                     }
                 }
+                Holding::Connections { app_id } => {
+                    self.store.reap_connections(&app_id, edge).await?;
+                }
             }
         }
         Ok(self.store.forget_edge(edge).await?)

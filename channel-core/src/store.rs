@@ -44,6 +44,8 @@ pub enum Holding {
     Channel { app_id: String, channel: String },
     /// Signed-in connections of a user.
     User { app_id: String, user_id: String },
+    /// The edge's share of the app's connection count.
+    Connections { app_id: String },
 }
 
 /// What reaping one dead edge's share of a channel changed.
@@ -171,6 +173,33 @@ pub trait ChannelStore: Send + Sync {
 
     /// Removes `edge`'s signed-in connections of a user; true when that was the user's last.
     async fn reap_user(&self, app_id: &str, user_id: &str, edge: &str) -> Result<bool, StoreError>;
+
+    /// Counts one more connection of `edge` in the app, unless the app already has `max`
+    /// across all edges (0: no limit). One atomic step, so edges racing for the last slot
+    /// cannot both win.
+    async fn admit_connection(
+        &self,
+        app_id: &str,
+        edge: &str,
+        max: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Counts one connection of `edge` in the app fewer.
+    async fn release_connection(&self, app_id: &str, edge: &str) -> Result<(), StoreError>;
+
+    /// Drops a dead `edge`'s share of the app's connection count.
+    async fn reap_connections(&self, app_id: &str, edge: &str) -> Result<(), StoreError>;
+
+    /// Takes `amount` from the app's `bucket` allowance of `per_second` for the current
+    /// second (by the store's clock, shared by every caller); false, taking nothing, when that
+    /// would exceed it.
+    async fn take_quota(
+        &self,
+        app_id: &str,
+        bucket: &str,
+        amount: u64,
+        per_second: u64,
+    ) -> Result<bool, StoreError>;
 
     /// Ends the claim on a reaped `edge` and drops whatever index the store keeps for it. A
     /// live lease of the same name is left alone.

@@ -2,6 +2,7 @@
 //! section. The embedded mode ignores all of them.
 
 use serde::Deserialize;
+use switchyard_apps::Secret;
 
 /// `[cluster]`: the services every process of a cluster shares.
 #[derive(Debug, Clone, Deserialize)]
@@ -174,4 +175,51 @@ pub(crate) fn validate(
         ));
     }
     errors
+}
+
+/// `[app_store]`: where apps come from, for every service and the `switchyard apps` commands.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppStoreSection {
+    /// `file` (the `[[apps]]` of this file), `mysql` or `postgres`.
+    pub backend: String,
+    /// With `mysql` or `postgres`: e.g. `mysql://user:pass@host/db`.
+    pub database_url: Secret,
+    /// How long a service trusts an app it looked up; changes made through `switchyard apps`
+    /// or the admin API are also pushed over the bus at once.
+    pub cache_ttl_ms: u64,
+}
+
+impl Default for AppStoreSection {
+    fn default() -> Self {
+        AppStoreSection {
+            backend: "file".into(),
+            database_url: Secret::new(""),
+            cache_ttl_ms: 5000,
+        }
+    }
+}
+
+impl AppStoreSection {
+    pub(crate) fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        match self.backend.as_str() {
+            "file" => {}
+            "mysql" | "postgres" => {
+                if self.database_url.expose().is_empty() {
+                    errors.push(format!(
+                        "[app_store] backend {:?} needs database_url",
+                        self.backend
+                    ));
+                }
+            }
+            other => errors.push(format!(
+                "[app_store] backend {other:?} is not one of \"file\", \"mysql\", \"postgres\""
+            )),
+        }
+        if self.cache_ttl_ms == 0 {
+            errors.push("[app_store] cache_ttl_ms must be at least 1".into());
+        }
+        errors
+    }
 }

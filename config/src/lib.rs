@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use switchyard_apps::App;
 
-pub use cluster::{ApiSection, ClusterConfig, CoreSection, EdgeSection, WorkerSection};
+pub use cluster::{
+    ApiSection, AppStoreSection, ClusterConfig, CoreSection, EdgeSection, WorkerSection,
+};
 pub use server::{LogFormat, ServerConfig};
 
 /// The whole configuration.
@@ -23,10 +25,11 @@ pub struct Config {
     pub api: ApiSection,
     pub core: CoreSection,
     pub worker: WorkerSection,
+    pub app_store: AppStoreSection,
 }
 
 /// Sections besides `[server]` and `[[apps]]`; `SWITCHYARD_<SECTION>_<KEY>` overrides each key.
-const SECTIONS: [&str; 5] = ["cluster", "edge", "api", "core", "worker"];
+const SECTIONS: [&str; 6] = ["cluster", "edge", "api", "core", "worker", "app_store"];
 
 /// Every problem found in a configuration, one line each.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +71,9 @@ impl Config {
         let api: ApiSection = section(&mut table, "api", env, &mut errors);
         let core: CoreSection = section(&mut table, "core", env, &mut errors);
         let worker: WorkerSection = section(&mut table, "worker", env, &mut errors);
+        let app_store: AppStoreSection = section(&mut table, "app_store", env, &mut errors);
         errors.extend(cluster::validate(&cluster, &edge, &core, &worker));
+        errors.extend(app_store.validate());
         let mut server_table = match table.remove("server") {
             None => toml::Table::new(),
             Some(toml::Value::Table(t)) => t,
@@ -117,6 +122,7 @@ impl Config {
                 api,
                 core,
                 worker,
+                app_store,
             })
         } else {
             Err(ConfigErrors(errors))

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use switchyard_apps::Secret;
 
 /// `[server]`: where to listen and how connections behave. Defaults match Pusher and soketi.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,6 +20,10 @@ pub struct ServerConfig {
     /// Seconds shutdown waits for connections to close after telling them to reconnect.
     pub shutdown_grace_secs: u64,
     pub log_format: LogFormat,
+    /// Bearer token for the admin API (`/admin/apps`); unset leaves that API off.
+    pub admin_token: Option<Secret>,
+    /// New WebSocket connections accepted per second from one IP address, per edge; 0: no limit.
+    pub max_connections_per_ip_per_second: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -39,13 +44,15 @@ impl Default for ServerConfig {
             outbound_queue: 1024,
             shutdown_grace_secs: 10,
             log_format: LogFormat::Text,
+            admin_token: None,
+            max_connections_per_ip_per_second: 0,
         }
     }
 }
 
 impl ServerConfig {
     /// Keys that `SWITCHYARD_<KEY>` overrides.
-    pub const KEYS: [&'static str; 8] = [
+    pub const KEYS: [&'static str; 10] = [
         "host",
         "port",
         "activity_timeout_secs",
@@ -54,6 +61,8 @@ impl ServerConfig {
         "outbound_queue",
         "shutdown_grace_secs",
         "log_format",
+        "admin_token",
+        "max_connections_per_ip_per_second",
     ];
 
     pub fn activity_timeout(&self) -> Duration {

@@ -153,12 +153,6 @@ fn cluster_mistakes_are_reported() {
 fn the_example_file_is_valid_and_shows_the_defaults() {
     let c = Config::load(Some(include_str!("../example.toml")), &env(&[])).expect("valid example");
     let d = Config::load(None, &env(&[])).expect("defaults");
-    assert_eq!(c.server.port, d.server.port);
-    assert_eq!(c.core.lease_ttl_ms, d.core.lease_ttl_ms);
-    assert_eq!(c.edge.linger_ms, d.edge.linger_ms);
-    assert_eq!(c.apps[0].max_payload_bytes, d.apps[0].max_payload_bytes);
-    assert_eq!(
-        c.apps[0].client_events_per_second,
-        d.apps[0].client_events_per_second
-    );
+    // Every key, not a sample: the file documents all of them with their defaults.
+    assert_eq!(format!("{c:#?}"), format!("{d:#?}"));
 }

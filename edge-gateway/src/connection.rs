@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsClos
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::events;
 use crate::peer::{self, Mailbox, Outgoing};
@@ -84,18 +85,19 @@ pub(crate) async fn start(edge: Arc<Edge>, ws: Socket, app_key: &str, origin: Op
     if !app.allows_origin(origin) {
         return refuse(ws, CloseCode::Unauthorized).await;
     }
-    if !edge.admit(&app.id, app.max_connections) {
-        return refuse(ws, CloseCode::OverConnectionQuota).await;
-    }
+    let admission = match edge.admit(&app).await {
+        Ok(admission) => admission,
+        Err(code) => return refuse(ws, code).await,
+    };
     let (peer, mailbox) = peer::pair(edge.config.outbound_queue);
     let mut session = Session::new(edge.next_socket_id(), app, peer);
-    let (ws, end) = serve(&edge, &mut session, ws, mailbox).await;
+    let (ws, end) = serve(&edge, &mut session, ws, mailbox, &admission.stop).await;
     let channels: Vec<String> = session.channels.keys().cloned().collect();
     for channel in channels {
         events::leave(&edge, &mut session, &channel).await;
     }
     events::sign_out(&edge, &mut session).await;
-    edge.release(&session.app.id);
+    edge.release(&session.app_id, admission).await;
     if let End::Close(code, reason) = end {
         close(ws, code, &reason).await;
     }
@@ -106,6 +108,7 @@ async fn serve(
     session: &mut Session,
     mut ws: Socket,
     mailbox: Mailbox,
+    stop: &CancellationToken,
 ) -> (Socket, End) {
     let activity = edge.config.activity_timeout;
     let hello = frame::connection_established(&session.socket_id, activity.as_secs());
@@ -115,9 +118,6 @@ async fn serve(
     let idle = sleep(activity);
     tokio::pin!(idle);
     let mut awaiting_pong = false;
-    // A child token per connection: polling the shared token from every connection on every
-    // wake-up would make them all contend on its one waiter list.
-    let shutdown = edge.shutdown.child_token();
     let auth_deadline = session
         .app
         .require_authorized_connections
@@ -129,7 +129,11 @@ async fn serve(
     let end = loop {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => break End::code(CloseCode::ReconnectImmediately),
+            () = stop.cancelled() => break End::code(if edge.shutdown.is_cancelled() {
+                CloseCode::ReconnectImmediately
+            } else {
+                CloseCode::AppDisabled
+            }),
             () = &mut auth_timer, if auth_deadline.is_some() && !session.authorized => {
                 break End::Close(CloseCode::Unauthorized.code(), "Connection not authorized within timeout".into());
             }

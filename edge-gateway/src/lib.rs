@@ -4,6 +4,7 @@
 //! ([`events`]); the local index and fan-out live in [`hub`]. Everything the edge needs from
 //! the rest of the system arrives as trait objects in [`EdgeDeps`].
 
+mod admission;
 mod connection;
 mod events;
 mod hub;
@@ -12,10 +13,9 @@ mod reporter;
 mod session;
 mod upgrade;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use channel_core::ChannelCore;
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use webhook_worker::WebhookQueue;
 
+use crate::admission::{IpRate, LiveApps};
 use crate::hub::Hub;
 use crate::reporter::Reporter;
 
@@ -52,6 +53,8 @@ pub struct EdgeConfig {
     pub heartbeat_interval: Duration,
     /// How long a channel's bus subscription outlives its last local subscriber.
     pub linger: Duration,
+    /// New connections accepted per second from one IP address; 0: no limit.
+    pub max_connections_per_ip_per_second: u32,
 }
 
 impl Default for EdgeConfig {
@@ -65,6 +68,7 @@ impl Default for EdgeConfig {
             shutdown_grace: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(2),
             linger: Duration::from_secs(2),
+            max_connections_per_ip_per_second: 0,
         }
     }
 }
@@ -86,7 +90,8 @@ pub struct Edge {
     reporter: Arc<Reporter>,
     socket_prefix: u64,
     next_socket: AtomicU64,
-    app_connections: Mutex<HashMap<String, u64>>,
+    live_apps: LiveApps,
+    ip_rate: IpRate,
     shutdown: CancellationToken,
     connections: TaskTracker,
     /// The last heartbeat reached core: the edge can serve subscriptions.
@@ -99,6 +104,7 @@ impl Edge {
     /// Builds an edge and starts its background reporter. Connections stop on `shutdown`.
     pub fn new(config: EdgeConfig, deps: EdgeDeps, shutdown: CancellationToken) -> Arc<Edge> {
         let config_id: Arc<str> = config.edge_id.as_str().into();
+        let ip_rate = IpRate::new(config.max_connections_per_ip_per_second);
         let edge = Arc::new(Edge {
             config,
             deps,
@@ -107,7 +113,8 @@ impl Edge {
             // Random so socket ids from different edges and restarts do not collide.
             socket_prefix: rand::random::<u32>() as u64,
             next_socket: AtomicU64::new(rand::random::<u32>() as u64),
-            app_connections: Mutex::new(HashMap::new()),
+            live_apps: LiveApps::default(),
+            ip_rate,
             shutdown,
             connections: TaskTracker::new(),
             ready: AtomicBool::new(false),
@@ -116,6 +123,7 @@ impl Edge {
         tokio::spawn(edge.clone().report());
         tokio::spawn(edge.clone().beat());
         tokio::spawn(edge.clone().sweep());
+        tokio::spawn(edge.clone().watch_apps());
         edge
     }
 
@@ -227,33 +235,6 @@ impl Edge {
     fn next_socket_id(&self) -> Arc<str> {
         let n = self.next_socket.fetch_add(1, Ordering::Relaxed);
         switchyard_protocol::socket_id::format(self.socket_prefix, n).into()
-    }
-
-    /// Counts a new connection against the app's quota (0 = unlimited).
-    fn admit(&self, app_id: &str, max: u64) -> bool {
-        let mut counts = self
-            .app_connections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let n = counts.entry(app_id.to_owned()).or_default();
-        if max > 0 && *n >= max {
-            return false;
-        }
-        *n += 1;
-        true
-    }
-
-    fn release(&self, app_id: &str) {
-        let mut counts = self
-            .app_connections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = counts.get_mut(app_id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(app_id);
-            }
-        }
     }
 }
 

@@ -66,6 +66,12 @@ impl RateWindow {
         self.count += 1;
         self.count <= limit
     }
+
+    /// The window has ended: nothing counted now would be counted against it.
+    pub fn is_over(&self, now: Instant) -> bool {
+        self.start
+            .is_none_or(|start| now.duration_since(start) >= Duration::from_secs(1))
+    }
 }
 
 #[cfg(test)]

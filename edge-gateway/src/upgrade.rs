@@ -2,8 +2,9 @@
 //! because Pusher clients only act on a WebSocket close code: a refused HTTP request would
 //! make them retry forever.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -23,6 +24,16 @@ use crate::Edge;
 const READ_BUFFER: usize = 2048;
 
 pub(crate) fn handle(edge: Arc<Edge>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    // Refused before the upgrade, so a flood from one address costs no WebSocket state.
+    if !edge.ip_rate.allow(client_ip(&req, peer), Instant::now()) {
+        let mut res = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many new connections from this address; retry in a second",
+        );
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return res;
+    }
     let is_upgrade = header_has(&req, header::CONNECTION, "upgrade")
         && header_has(&req, header::UPGRADE, "websocket");
     let Some(key) = req
@@ -73,6 +84,28 @@ pub(crate) fn handle(edge: Arc<Edge>, req: Request<Incoming>, peer: SocketAddr) 
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     res
+}
+
+/// The client's address: the TCP peer, or, when the peer is a load balancer on a private or
+/// loopback address, the last `X-Forwarded-For` entry (the one that balancer added; entries
+/// before it come from the client and could be forged).
+fn client_ip(req: &Request<Incoming>, peer: SocketAddr) -> IpAddr {
+    let ip = peer.ip();
+    let behind_proxy = match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local(),
+    };
+    if !behind_proxy {
+        return ip;
+    }
+    req.headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .last()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok())
+        .unwrap_or(ip)
 }
 
 fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use channel_core::{CachedEvent, ChannelCore, ChannelCounts, CoreError, CountReport};
+use channel_core::{CachedEvent, ChannelCore, ChannelCounts, CoreError, CountReport, Quota};
 use switchyard_protocol::presence::Member;
 use tonic::transport::{Channel, Endpoint};
 
@@ -230,6 +230,58 @@ impl ChannelCore for GrpcCore {
             .await
             .map_err(status_to_error)?;
         Ok(reply.into_inner().live)
+    }
+
+    async fn admit_connection(
+        &self,
+        app_id: &str,
+        edge: &str,
+        max: u64,
+    ) -> Result<bool, CoreError> {
+        let req = v1::AdmitConnectionRequest {
+            app_id: app_id.to_owned(),
+            edge: edge.to_owned(),
+            max,
+        };
+        let reply = self
+            .client()
+            .admit_connection(req)
+            .await
+            .map_err(status_to_error)?;
+        Ok(reply.into_inner().admitted)
+    }
+
+    async fn release_connection(&self, app_id: &str, edge: &str) -> Result<(), CoreError> {
+        let req = v1::EdgeApp {
+            app_id: app_id.to_owned(),
+            edge: edge.to_owned(),
+        };
+        self.client()
+            .release_connection(req)
+            .await
+            .map_err(status_to_error)?;
+        Ok(())
+    }
+
+    async fn take_quota(
+        &self,
+        app_id: &str,
+        quota: Quota,
+        amount: u64,
+        per_second: u64,
+    ) -> Result<bool, CoreError> {
+        let req = v1::TakeQuotaRequest {
+            app_id: app_id.to_owned(),
+            quota: quota.as_str().to_owned(),
+            amount,
+            per_second,
+        };
+        let reply = self
+            .client()
+            .take_quota(req)
+            .await
+            .map_err(status_to_error)?;
+        Ok(reply.into_inner().taken)
     }
 }
 

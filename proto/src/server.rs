@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use channel_core::{ChannelCore, CountReport};
+use channel_core::{ChannelCore, CountReport, Quota};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -159,6 +159,38 @@ impl Rpc for CoreService {
     async fn heartbeat(&self, req: Request<v1::HeartbeatRequest>) -> Reply<v1::HeartbeatReply> {
         let live = self.core.heartbeat(&req.into_inner().edge).await;
         done(live.map(|live| v1::HeartbeatReply { live }))
+    }
+
+    async fn admit_connection(
+        &self,
+        req: Request<v1::AdmitConnectionRequest>,
+    ) -> Reply<v1::AdmitConnectionReply> {
+        let req = req.into_inner();
+        let admitted = self
+            .core
+            .admit_connection(&req.app_id, &req.edge, req.max)
+            .await;
+        done(admitted.map(|admitted| v1::AdmitConnectionReply { admitted }))
+    }
+
+    async fn release_connection(&self, req: Request<v1::EdgeApp>) -> Reply<v1::Empty> {
+        let req = req.into_inner();
+        empty(self.core.release_connection(&req.app_id, &req.edge).await)
+    }
+
+    async fn take_quota(&self, req: Request<v1::TakeQuotaRequest>) -> Reply<v1::TakeQuotaReply> {
+        let req = req.into_inner();
+        let Some(quota) = Quota::parse(&req.quota) else {
+            return Err(Status::invalid_argument(format!(
+                "unknown quota {:?}",
+                req.quota
+            )));
+        };
+        let taken = self
+            .core
+            .take_quota(&req.app_id, quota, req.amount, req.per_second)
+            .await;
+        done(taken.map(|taken| v1::TakeQuotaReply { taken }))
     }
 }
 

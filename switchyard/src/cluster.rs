@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use channel_core::{ChannelCore, RedisStore};
-use switchyard_apps::{AppStore, StaticAppStore};
 use switchyard_bus::{Bus, NatsBus};
 use switchyard_config::Config;
 use switchyard_listener::Handler;
@@ -21,10 +20,6 @@ use webhook_worker::{RedisQueue, RedisQueueConfig, SqsQueue, SqsQueueConfig, Web
 /// The Redis stream holding webhook jobs, and the consumer group of the workers.
 pub const WEBHOOK_STREAM: &str = "webhooks";
 pub const WEBHOOK_GROUP: &str = "workers";
-
-pub fn apps(config: &Config) -> Arc<dyn AppStore> {
-    Arc::new(StaticAppStore::new(config.apps.clone()))
-}
 
 pub async fn bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
     let bus = NatsBus::connect(&config.cluster.nats_url)

@@ -66,7 +66,8 @@ where
     }
 }
 
-fn load(path: Option<&str>) -> anyhow::Result<Config> {
+/// Reads the config file (if any) and the environment into a validated configuration.
+pub fn load(path: Option<&str>) -> anyhow::Result<Config> {
     let text = path
         .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {p}")))
         .transpose()?;

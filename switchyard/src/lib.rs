@@ -3,6 +3,8 @@
 //! This composes the same `edge-gateway`, `api-service`, `channel-core` and `webhook-worker`
 //! code the distributed binaries run; only the adapters differ.
 
+pub mod app_store;
+pub mod apps_cli;
 pub mod cluster;
 pub mod launch;
 
@@ -10,11 +12,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use api_service::{Api, ApiDeps};
 use channel_core::{Core, MemoryStore};
 use edge_gateway::{Edge, EdgeConfig, EdgeDeps};
 use hyper::StatusCode;
-use switchyard_apps::{AppStore, StaticAppStore};
+use switchyard_apps::AppAdmin;
 use switchyard_bus::{Bus, MemoryBus};
 use switchyard_config::Config;
 use switchyard_listener::Handler;
@@ -27,12 +30,22 @@ use webhook_worker::{MemoryQueue, WorkerConfig};
 pub struct Server {
     listener: TcpListener,
     config: Config,
+    apps: Arc<dyn AppAdmin>,
 }
 
 impl Server {
-    pub async fn bind(config: Config) -> std::io::Result<Server> {
-        let listener = switchyard_listener::bind(&config.server.host, config.server.port).await?;
-        Ok(Server { listener, config })
+    /// Listens on the configured port and opens the app store.
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        let (host, port) = (&config.server.host, config.server.port);
+        let listener = switchyard_listener::bind(host, port)
+            .await
+            .with_context(|| format!("cannot listen on {host}:{port}"))?;
+        let apps = app_store::backend(&config).await?;
+        Ok(Server {
+            listener,
+            config,
+            apps,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -41,8 +54,14 @@ impl Server {
 
     /// Serves until `shutdown`, then tells clients to reconnect (4200) and drains.
     pub async fn run(self, shutdown: CancellationToken) {
-        let apps: Arc<dyn AppStore> = Arc::new(StaticAppStore::new(self.config.apps.clone()));
         let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+        let backend = self.apps.clone();
+        let apps = app_store::lookup(
+            &self.config,
+            backend.clone(),
+            Some(bus.clone()),
+            shutdown.clone(),
+        );
         let webhooks = Arc::new(MemoryQueue::new());
         let core = Arc::new(
             Core::new(
@@ -71,7 +90,12 @@ impl Server {
             webhooks,
         };
         let edge = Edge::new(edge_config, edge_deps, shutdown.clone());
-        let api = Api::new(ApiDeps { apps, core, bus });
+        let api = Api::new(ApiDeps {
+            apps,
+            core,
+            bus,
+            admin: app_store::admin(&self.config, backend),
+        });
         let handler = router(edge.clone(), api);
         let tracker = TaskTracker::new();
         switchyard_listener::serve(self.listener, handler, shutdown, tracker.clone()).await;
@@ -95,6 +119,7 @@ pub fn edge_config(config: &Config, edge_id: String) -> EdgeConfig {
         shutdown_grace: server.shutdown_grace(),
         heartbeat_interval: Duration::from_millis(config.edge.heartbeat_ms),
         linger: Duration::from_millis(config.edge.linger_ms),
+        max_connections_per_ip_per_second: server.max_connections_per_ip_per_second,
     }
 }
 
@@ -104,7 +129,7 @@ fn router(edge: Arc<Edge>, api: Arc<Api>) -> Handler {
         let (edge, api) = (edge.clone(), api.clone());
         Box::pin(async move {
             let path = req.uri().path();
-            if path.starts_with("/apps/") {
+            if path.starts_with("/apps/") || path.starts_with("/admin/") {
                 api.handle(req).await
             } else if path.starts_with("/app/")
                 || req.headers().contains_key(hyper::header::UPGRADE)

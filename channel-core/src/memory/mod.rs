@@ -9,6 +9,9 @@ use crate::store::{
     ChannelStore, CountTransition, Holding, JoinResult, LeaveResult, ReapResult, StoreError,
 };
 use crate::ChannelCounts;
+use limits::Limits;
+
+mod limits;
 
 type Key = (String, String);
 
@@ -30,6 +33,7 @@ struct State {
     /// edge → deadline of the reaper that claimed it.
     reaping: HashMap<String, Instant>,
     last_sweep: Option<Instant>,
+    limits: Limits,
 }
 
 /// How often expired cache entries are swept; reads ignore them in between.
@@ -345,6 +349,7 @@ impl ChannelStore for MemoryStore {
                     user_id: user_id.clone(),
                 }),
         );
+        out.extend(state.limits.holdings(edge));
         Ok(out)
     }
 
@@ -402,6 +407,39 @@ impl ChannelStore for MemoryStore {
             state.online.remove(&k);
         }
         Ok(last)
+    }
+
+    async fn admit_connection(
+        &self,
+        app_id: &str,
+        edge: &str,
+        max: u64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.lock().limits.admit(app_id, edge, max))
+    }
+
+    async fn release_connection(&self, app_id: &str, edge: &str) -> Result<(), StoreError> {
+        self.lock().limits.release(app_id, edge);
+        Ok(())
+    }
+
+    async fn reap_connections(&self, app_id: &str, edge: &str) -> Result<(), StoreError> {
+        self.lock().limits.reap(app_id, edge);
+        Ok(())
+    }
+
+    async fn take_quota(
+        &self,
+        app_id: &str,
+        bucket: &str,
+        amount: u64,
+        per_second: u64,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        Ok(self
+            .lock()
+            .limits
+            .take(now, app_id, bucket, amount, per_second))
     }
 
     async fn forget_edge(&self, edge: &str) -> Result<(), StoreError> {

@@ -19,7 +19,9 @@
 //! | `ns:{app}:cache:<channel>` | STRING | last cache-channel frame, with PX expiry |
 //! | `ns:{app}:online:<user>` | SET | `len(edge):edge:socket` signed in as the user |
 //! | `ns:{app}:usock:<len>:<user>:<edge>` | SET | the user's sockets on the edge |
-//! | `ns:{app}:edge:<edge>` | SET | what the edge holds in the app (`c<channel>`, `u<user>`) |
+//! | `ns:{app}:conns` | HASH | edge → connections (counted only for apps with a maximum) |
+//! | `ns:{app}:quota:<bucket>` | STRING | `<unix second> <used>` of a per-second allowance |
+//! | `ns:{app}:edge:<edge>` | SET | what the edge holds in the app (`c<channel>`, `u<user>`, `n`) |
 //! | `ns:edge-apps:<edge>` | SET | apps the edge may hold something in (a superset) |
 //! | `ns:edges` | ZSET | edge → lease expiry in ms by the Redis clock |
 
@@ -126,6 +128,16 @@ impl AppKeys {
         format!("{}:usock:{}:{user_id}:{edge}", self.prefix, user_id.len())
     }
 
+    /// HASH edge → connections in this app.
+    pub(super) fn connections(&self) -> String {
+        format!("{}:conns", self.prefix)
+    }
+
+    /// STRING `<unix second> <used>`.
+    pub(super) fn quota(&self, bucket: &str) -> String {
+        self.of("quota", bucket)
+    }
+
     /// SET of [`channel_holding`] / [`user_holding`] values `edge` holds in this app.
     pub(super) fn holdings(&self, edge: &str) -> String {
         self.of("edge", edge)
@@ -150,7 +162,15 @@ pub(super) fn user_holding(user_id: &str) -> String {
     format!("u{user_id}")
 }
 
+/// The edge's share of the app's connection count.
+pub(super) const CONNECTIONS_HOLDING: &str = "n";
+
 pub(super) fn parse_holding(app_id: &str, value: &str) -> Option<Holding> {
+    if value == CONNECTIONS_HOLDING {
+        return Some(Holding::Connections {
+            app_id: app_id.to_owned(),
+        });
+    }
     if let Some(channel) = value.strip_prefix('c') {
         return Some(Holding::Channel {
             app_id: app_id.to_owned(),
@@ -204,6 +224,10 @@ mod tests {
                 app_id: "a".into(),
                 user_id: "c-1".into()
             })
+        );
+        assert_eq!(
+            parse_holding("a", CONNECTIONS_HOLDING),
+            Some(Holding::Connections { app_id: "a".into() })
         );
         assert_eq!(parse_holding("a", "x"), None);
     }

@@ -16,6 +16,7 @@
 
 mod connection;
 mod keys;
+mod limits;
 mod scripts;
 
 use std::collections::HashMap;
@@ -390,6 +391,33 @@ impl ChannelStore for RedisStore {
             .arg(conn_prefix(edge))
             .arg(user_holding(user_id));
         self.eval(&inv).await
+    }
+
+    async fn admit_connection(
+        &self,
+        app_id: &str,
+        edge: &str,
+        max: u64,
+    ) -> Result<bool, StoreError> {
+        self.admit(app_id, edge, max).await
+    }
+
+    async fn release_connection(&self, app_id: &str, edge: &str) -> Result<(), StoreError> {
+        self.release(app_id, edge).await
+    }
+
+    async fn reap_connections(&self, app_id: &str, edge: &str) -> Result<(), StoreError> {
+        self.reap_conns(app_id, edge).await
+    }
+
+    async fn take_quota(
+        &self,
+        app_id: &str,
+        bucket: &str,
+        amount: u64,
+        per_second: u64,
+    ) -> Result<bool, StoreError> {
+        self.take(app_id, bucket, amount, per_second).await
     }
 
     async fn forget_edge(&self, edge: &str) -> Result<(), StoreError> {

@@ -13,6 +13,9 @@ pub(super) struct Scripts {
     pub reap_user: Script,
     pub touch_edge: Script,
     pub claim_edge: Script,
+    pub admit_connection: Script,
+    pub release_connection: Script,
+    pub take_quota: Script,
 }
 
 impl Scripts {
@@ -27,10 +30,13 @@ impl Scripts {
             reap_user: Script::new(include_str!("reap_user.lua")),
             touch_edge: Script::new(include_str!("touch_edge.lua")),
             claim_edge: Script::new(include_str!("claim_edge.lua")),
+            admit_connection: Script::new(include_str!("admit_connection.lua")),
+            release_connection: Script::new(include_str!("release_connection.lua")),
+            take_quota: Script::new(include_str!("take_quota.lua")),
         }
     }
 
-    pub(super) fn all(&self) -> [&Script; 9] {
+    pub(super) fn all(&self) -> [&Script; 12] {
         [
             &self.count,
             &self.join,
@@ -41,6 +47,9 @@ impl Scripts {
             &self.reap_user,
             &self.touch_edge,
             &self.claim_edge,
+            &self.admit_connection,
+            &self.release_connection,
+            &self.take_quota,
         ]
     }
 }

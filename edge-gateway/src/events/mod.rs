@@ -62,6 +62,9 @@ pub(crate) async fn dispatch(edge: &Arc<Edge>, session: &mut Session, text: &str
         Ok(parsed) => parsed,
         Err(e) => return Reply::error(CloseCode::GenericError, &e.to_string()),
     };
+    if !matches!(parsed, ClientFrame::Ping | ClientFrame::Pong) {
+        refresh_app(edge, session).await;
+    }
     match parsed {
         ClientFrame::Ping => ping::handle(),
         ClientFrame::Pong => Reply::none(),
@@ -83,5 +86,16 @@ pub(crate) async fn dispatch(edge: &Arc<Edge>, session: &mut Session, text: &str
             CloseCode::GenericError,
             &format!("unsupported event {event:?}"),
         ),
+    }
+}
+
+/// Picks up changes to the app (a rotated secret, new limits) for the connection's next
+/// decision; the store's cache makes this a map lookup. If the store cannot answer, the
+/// connection keeps the app as it knew it.
+async fn refresh_app(edge: &Edge, session: &mut Session) {
+    if let Ok(Some(app)) = edge.deps.apps.by_id(&session.app_id).await {
+        if !Arc::ptr_eq(&app, &session.app) {
+            session.app = app;
+        }
     }
 }

@@ -157,6 +157,50 @@ pub struct HeartbeatReply {
     #[prost(bool, tag = "1")]
     pub live: bool,
 }
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AdmitConnectionRequest {
+    #[prost(string, tag = "1")]
+    pub app_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub edge: ::prost::alloc::string::String,
+    /// 0: no limit.
+    #[prost(uint64, tag = "3")]
+    pub max: u64,
+}
+#[allow(clippy::all)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AdmitConnectionReply {
+    #[prost(bool, tag = "1")]
+    pub admitted: bool,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct EdgeApp {
+    #[prost(string, tag = "1")]
+    pub app_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub edge: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TakeQuotaRequest {
+    #[prost(string, tag = "1")]
+    pub app_id: ::prost::alloc::string::String,
+    /// "backend_events" or "read_requests".
+    #[prost(string, tag = "2")]
+    pub quota: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "3")]
+    pub amount: u64,
+    #[prost(uint64, tag = "4")]
+    pub per_second: u64,
+}
+#[allow(clippy::all)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TakeQuotaReply {
+    #[prost(bool, tag = "1")]
+    pub taken: bool,
+}
 /// Generated client implementations.
 pub mod channel_core_client {
     #![allow(
@@ -504,6 +548,76 @@ pub mod channel_core_client {
                 .insert(GrpcMethod::new("switchyard.v1.ChannelCore", "Heartbeat"));
             self.inner.unary(req, path, codec).await
         }
+        /// Counts a new connection unless the app is at its maximum across the cluster.
+        pub async fn admit_connection(
+            &mut self,
+            request: impl tonic::IntoRequest<super::AdmitConnectionRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::AdmitConnectionReply>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchyard.v1.ChannelCore/AdmitConnection",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("switchyard.v1.ChannelCore", "AdmitConnection"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn release_connection(
+            &mut self,
+            request: impl tonic::IntoRequest<super::EdgeApp>,
+        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchyard.v1.ChannelCore/ReleaseConnection",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("switchyard.v1.ChannelCore", "ReleaseConnection"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Takes from an app's per-second allowance; taken is false when over it.
+        pub async fn take_quota(
+            &mut self,
+            request: impl tonic::IntoRequest<super::TakeQuotaRequest>,
+        ) -> std::result::Result<tonic::Response<super::TakeQuotaReply>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchyard.v1.ChannelCore/TakeQuota",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("switchyard.v1.ChannelCore", "TakeQuota"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -571,6 +685,23 @@ pub mod channel_core_server {
             &self,
             request: tonic::Request<super::HeartbeatRequest>,
         ) -> std::result::Result<tonic::Response<super::HeartbeatReply>, tonic::Status>;
+        /// Counts a new connection unless the app is at its maximum across the cluster.
+        async fn admit_connection(
+            &self,
+            request: tonic::Request<super::AdmitConnectionRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::AdmitConnectionReply>,
+            tonic::Status,
+        >;
+        async fn release_connection(
+            &self,
+            request: tonic::Request<super::EdgeApp>,
+        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status>;
+        /// Takes from an app's per-second allowance; taken is false when over it.
+        async fn take_quota(
+            &self,
+            request: tonic::Request<super::TakeQuotaRequest>,
+        ) -> std::result::Result<tonic::Response<super::TakeQuotaReply>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct ChannelCoreServer<T> {
@@ -1167,6 +1298,140 @@ pub mod channel_core_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = HeartbeatSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchyard.v1.ChannelCore/AdmitConnection" => {
+                    #[allow(non_camel_case_types)]
+                    struct AdmitConnectionSvc<T: ChannelCore>(pub Arc<T>);
+                    impl<
+                        T: ChannelCore,
+                    > tonic::server::UnaryService<super::AdmitConnectionRequest>
+                    for AdmitConnectionSvc<T> {
+                        type Response = super::AdmitConnectionReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::AdmitConnectionRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ChannelCore>::admit_connection(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = AdmitConnectionSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchyard.v1.ChannelCore/ReleaseConnection" => {
+                    #[allow(non_camel_case_types)]
+                    struct ReleaseConnectionSvc<T: ChannelCore>(pub Arc<T>);
+                    impl<T: ChannelCore> tonic::server::UnaryService<super::EdgeApp>
+                    for ReleaseConnectionSvc<T> {
+                        type Response = super::Empty;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::EdgeApp>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ChannelCore>::release_connection(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ReleaseConnectionSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchyard.v1.ChannelCore/TakeQuota" => {
+                    #[allow(non_camel_case_types)]
+                    struct TakeQuotaSvc<T: ChannelCore>(pub Arc<T>);
+                    impl<
+                        T: ChannelCore,
+                    > tonic::server::UnaryService<super::TakeQuotaRequest>
+                    for TakeQuotaSvc<T> {
+                        type Response = super::TakeQuotaReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::TakeQuotaRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ChannelCore>::take_quota(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = TakeQuotaSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

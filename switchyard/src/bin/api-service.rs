@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use api_service::ApiDeps;
-use switchyard::{cluster, launch};
+use switchyard::{app_store, cluster, launch};
 
 const USAGE: &str = "usage: api-service [--config FILE]
 
@@ -12,10 +12,18 @@ Needs NATS ([cluster] nats_url) and channel-core ([cluster] core_url).";
 
 fn main() -> ExitCode {
     launch::main(USAGE, |config, shutdown| async move {
+        let bus = cluster::bus(&config).await?;
+        let backend = app_store::backend(&config).await?;
         let deps = ApiDeps {
-            apps: cluster::apps(&config),
+            apps: app_store::lookup(
+                &config,
+                backend.clone(),
+                Some(bus.clone()),
+                shutdown.clone(),
+            ),
             core: cluster::core_client(&config)?,
-            bus: cluster::bus(&config).await?,
+            bus,
+            admin: app_store::admin(&config, backend),
         };
         let listener = launch::bind(&config.server.host, config.api.port, "the HTTP API").await?;
         tracing::info!(addr = %listener.local_addr()?, "api-service listening");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use channel_core::{ChannelCore, ChannelStore, Core};
-use switchyard::{cluster, launch};
+use switchyard::{app_store, cluster, launch};
 
 const USAGE: &str = "usage: channel-core [--config FILE]
 
@@ -17,11 +17,14 @@ fn main() -> ExitCode {
     launch::main(USAGE, |config, shutdown| async move {
         let name = cluster::instance_name("core", config.core.port);
         let store: Arc<dyn ChannelStore> = Arc::new(cluster::store(&config).await?);
+        let bus = cluster::bus(&config).await?;
+        let backend = app_store::backend(&config).await?;
+        let apps = app_store::lookup(&config, backend, Some(bus.clone()), shutdown.clone());
         let core = Arc::new(
             Core::new(
                 store,
-                cluster::bus(&config).await?,
-                cluster::apps(&config),
+                bus,
+                apps,
                 cluster::webhook_queue(&config, &name).await?,
             )
             .with_lease_ttl(Duration::from_millis(config.core.lease_ttl_ms)),

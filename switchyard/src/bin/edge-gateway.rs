@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use edge_gateway::EdgeDeps;
-use switchyard::{cluster, edge_config, launch};
+use switchyard::{app_store, cluster, edge_config, launch};
 
 const USAGE: &str = "usage: edge-gateway [--config FILE]
 
@@ -17,10 +17,12 @@ fn main() -> ExitCode {
             "" => cluster::instance_name("edge", port),
             id => id.to_owned(),
         };
+        let bus = cluster::bus(&config).await?;
+        let backend = app_store::backend(&config).await?;
         let deps = EdgeDeps {
-            apps: cluster::apps(&config),
+            apps: app_store::lookup(&config, backend, Some(bus.clone()), shutdown.clone()),
             core: cluster::core_client(&config)?,
-            bus: cluster::bus(&config).await?,
+            bus,
             webhooks: cluster::webhook_queue(&config, &edge_id).await?,
         };
         let listener = launch::bind(&config.server.host, port, "WebSocket connections").await?;

@@ -1,13 +1,12 @@
 //! `webhook-worker [--config FILE]`: drains the webhook queue and delivers signed webhooks.
 //! `webhook-worker dead-letters …`: lists or replays the webhooks it gave up on.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use switchyard::{cluster, launch};
+use switchyard::{app_store, cluster, launch};
 use switchyard_config::Config;
 use switchyard_listener::Handler;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +28,6 @@ POST /admin/dead-letters/replay ({\"id\":\"…\"} or {\"all\":true}) to that bea
 
 /// Read by this binary alone, outside the `SWITCHYARD_<SECTION>_` prefixes, which the config
 /// loader would reject as unknown keys.
-const ADMIN_TOKEN_VAR: &str = "SWITCHYARD_ADMIN_TOKEN";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,7 +38,12 @@ fn main() -> ExitCode {
         let name = cluster::instance_name("worker", config.worker.health_port);
         let queue = cluster::webhook_queue(&config, &name).await?;
         let letters = dead_letters(&config).await?;
-        let token = std::env::var(ADMIN_TOKEN_VAR).ok();
+        let token = config
+            .server
+            .admin_token
+            .as_ref()
+            .map(|t| t.expose().to_owned())
+            .filter(|t| !t.is_empty());
         let admin = Arc::new(Admin::new(token, letters.clone(), queue.clone()));
         let health = launch::bind(
             &config.server.host,
@@ -55,7 +58,9 @@ fn main() -> ExitCode {
             ..WorkerConfig::default()
         };
         tracing::info!(name, "webhook-worker running");
-        let apps = cluster::apps(&config);
+        // No bus here: a changed app (a rotated secret) is picked up within the cache TTL.
+        let backend = app_store::backend(&config).await?;
+        let apps = app_store::lookup(&config, backend, None, shutdown.clone());
         webhook_worker::run_with_dead_letters(queue, apps, letters, worker_config, shutdown).await;
         Ok(())
     })
@@ -105,7 +110,7 @@ fn dead_letters_command(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match load(path.as_deref()) {
+    let config = match launch::load(path.as_deref()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("invalid configuration:\n{e:#}");
@@ -142,13 +147,4 @@ fn dead_letters_command(args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The file, then `SWITCHYARD_*` overrides, as `launch` reads them for the services.
-fn load(path: Option<&str>) -> anyhow::Result<Config> {
-    let text = path
-        .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {p}")))
-        .transpose()?;
-    let env: HashMap<String, String> = std::env::vars().collect();
-    Ok(Config::load(text.as_deref(), &env)?)
 }

@@ -49,7 +49,7 @@ const NATS_SERVER: &str = "/usr/sbin/nats-server";
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// What a test wants in its cluster.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// 1 or 2 channel-core replicas. With 2, edge 1 and the API use core 1, edge 2 core 2.
     pub cores: usize,
@@ -59,6 +59,12 @@ pub struct Options {
     pub private_redis: bool,
     /// Start the webhook worker and a webhook receiver; the app's webhook points at it.
     pub webhooks: bool,
+    /// Lines added to `[server]`.
+    pub server: String,
+    /// Lines added to the app's `[[apps]]` table.
+    pub app: String,
+    /// Whole sections appended to the config (`[app_store]`…).
+    pub sections: String,
 }
 
 impl Default for Options {
@@ -68,6 +74,9 @@ impl Default for Options {
             private_nats: false,
             private_redis: false,
             webhooks: false,
+            server: String::new(),
+            app: String::new(),
+            sections: String::new(),
         }
     }
 }
@@ -384,6 +393,7 @@ impl TestCluster {
             r#"[server]
 host = "127.0.0.1"
 shutdown_grace_secs = 1
+{server_extra}
 
 [cluster]
 nats_url = "nats://127.0.0.1:{nats_port}"
@@ -413,7 +423,12 @@ id = "{CLUSTER_APP}"
 key = "{CLUSTER_KEY}"
 secret = "{CLUSTER_SECRET}"
 enable_client_messages = true
-{webhook}"#,
+{app_extra}
+{webhook}
+{sections}"#,
+            server_extra = opts.server,
+            app_extra = opts.app,
+            sections = opts.sections,
             core = core_ports[0].0,
             core_health = core_ports[0].1,
             edge = edge_ports[0],

@@ -177,6 +177,21 @@ pub fn event_of(frame: &Value) -> &str {
 }
 
 /// A raw WebSocket client.
+/// Opens a WebSocket to app `key` on `addr` and reads nothing (for connections that may be
+/// refused).
+pub async fn open_ws(addr: SocketAddr, key: &str) -> Client {
+    let url = format!("ws://{addr}/app/{key}?protocol=7&client=js&version=8.6.0&flash=false");
+    let req = url.into_client_request().expect("client request");
+    let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+        .await
+        .unwrap_or_else(|_| panic!("WebSocket connect to {addr} timed out"))
+        .unwrap_or_else(|e| panic!("WebSocket handshake with {addr} failed: {e}"));
+    Client {
+        ws,
+        socket_id: String::new(),
+    }
+}
+
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub socket_id: String,
@@ -234,6 +249,14 @@ impl Client {
                 Some(Ok(Message::Binary(b))) => panic!("server sent a binary frame: {b:?}"),
                 Some(Ok(_)) => continue, // ping / pong / raw frames
             });
+        }
+    }
+
+    /// The next JSON frame within 5 s, or what came instead (a close, a drop, nothing).
+    pub async fn recv_json_or_close(&mut self) -> Result<Value, String> {
+        match self.next_within(WAIT).await {
+            Some(Incoming::Json(v)) => Ok(v),
+            other => Err(format!("{other:?}")),
         }
     }
 
@@ -561,14 +584,29 @@ pub async fn http(
     content_type: Option<&str>,
     body: &[u8],
 ) -> (u16, Value) {
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| ("Content-Type", ct))
+        .into_iter()
+        .collect();
+    http_with_headers(addr, method, path_and_query, &headers, body).await
+}
+
+/// [`http`] with any request headers.
+pub async fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Value) {
     let fut = async {
         let mut stream = TcpStream::connect(addr).await.expect("connect for HTTP");
         let mut head = format!(
             "{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
         );
-        if let Some(ct) = content_type {
-            head.push_str(&format!("Content-Type: {ct}\r\n"));
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).await.expect("write head");

@@ -1,0 +1,206 @@
+//! The admin API: managing apps over HTTP with a bearer token (`[server] admin_token`).
+//!
+//! `GET /admin/apps`, `POST /admin/apps`, `GET|PATCH /admin/apps/{id}`,
+//! `POST /admin/apps/{id}/enable|disable|rotate-secret`. Secrets appear only in the answers
+//! to create and rotate-secret, or with `?show_secret=true`. Every change is announced on the
+//! bus so each service drops its cached copy of the app at once.
+
+use std::sync::Arc;
+
+use hyper::{header, Method, StatusCode};
+use serde_json::{json, Map, Value};
+use switchyard_apps::{admin, App, AppAdmin, AppStoreError, Secret};
+use switchyard_bus::{Bus, Envelope, APPS_CHANGED_SUBJECT};
+use switchyard_protocol::rest::Query;
+
+use crate::error::ApiError;
+
+/// What the admin API needs; absent when no token is configured (the API is then off).
+#[derive(Clone)]
+pub struct AdminDeps {
+    pub store: Arc<dyn AppAdmin>,
+    pub token: Secret,
+}
+
+pub(crate) struct Request<'a> {
+    pub method: &'a Method,
+    /// Path segments after `admin`.
+    pub rest: &'a [&'a str],
+    pub query: &'a Query,
+    pub authorization: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// Answers one admin request: the status (200, or 201 for a new app) and the JSON body.
+pub(crate) async fn handle(
+    deps: Option<&AdminDeps>,
+    bus: &dyn Bus,
+    req: Request<'_>,
+) -> Result<(StatusCode, Value), ApiError> {
+    let Some(deps) = deps else {
+        return Err(ApiError::NotFound(
+            "the admin API is off: set [server] admin_token (SWITCHYARD_ADMIN_TOKEN)".into(),
+        ));
+    };
+    if !authorized(&deps.token, req.authorization) {
+        return Err(ApiError::Unauthorized(
+            "missing or wrong admin token (Authorization: Bearer <token>)".into(),
+        ));
+    }
+    let store = deps.store.as_ref();
+    let show_secret = req.query.get("show_secret") == Some("true");
+    let (status, app, secret_shown) = match (req.method, req.rest) {
+        (&Method::GET, ["apps"]) => {
+            let apps: Vec<Value> = store
+                .list()
+                .await
+                .map_err(store_error)?
+                .iter()
+                .map(|a| admin::view(a, show_secret))
+                .collect();
+            return Ok((StatusCode::OK, json!({ "apps": apps })));
+        }
+        (&Method::POST, ["apps"]) => {
+            let app = new_app(&parse(req.body)?)?;
+            store.create(&app).await.map_err(store_error)?;
+            (StatusCode::CREATED, app, true)
+        }
+        (&Method::GET, ["apps", id]) => (StatusCode::OK, find(store, id).await?, show_secret),
+        (&Method::PATCH, ["apps", id]) => {
+            let app = admin::apply_patch(&find(store, id).await?, &parse(req.body)?)
+                .map_err(store_error)?;
+            admin::validate(&app).map_err(store_error)?;
+            if !store.update(&app).await.map_err(store_error)? {
+                return Err(not_found(id));
+            }
+            (StatusCode::OK, app, show_secret)
+        }
+        (&Method::POST, ["apps", id, action @ ("enable" | "disable")]) => {
+            let app = admin::set_enabled(store, id, *action == "enable")
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| not_found(id))?;
+            (StatusCode::OK, app, show_secret)
+        }
+        (&Method::POST, ["apps", id, "rotate-secret"]) => {
+            let app = admin::rotate_secret(store, id)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| not_found(id))?;
+            (StatusCode::OK, app, true)
+        }
+        _ => {
+            return Err(ApiError::NotFound(format!(
+                "no such admin endpoint: {} /admin/{}",
+                req.method,
+                req.rest.join("/")
+            )))
+        }
+    };
+    if req.method != Method::GET {
+        announce(bus, &app.id).await;
+        tracing::info!(app_id = %app.id, action = %req.rest.last().unwrap_or(&""), "app changed");
+    }
+    Ok((status, json!({ "app": admin::view(&app, secret_shown) })))
+}
+
+/// Tells every service to forget its cached copy of the app. A failure is logged, not
+/// returned: the change is stored, and caches expire by themselves within their TTL.
+pub async fn announce(bus: &dyn Bus, app_id: &str) {
+    let envelope = Envelope::frame(app_id.as_bytes().to_vec(), None);
+    if let Err(e) = bus.publish(APPS_CHANGED_SUBJECT, envelope).await {
+        tracing::warn!(app_id, error = %e, "could not announce an app change; caches expire by themselves");
+    }
+}
+
+/// A new app from `{"id": …}` plus any settings; `key` and `secret` are generated when
+/// left out.
+pub fn new_app(fields: &Value) -> Result<App, ApiError> {
+    let Value::Object(fields) = fields else {
+        return Err(ApiError::BadRequest("expected a JSON object".into()));
+    };
+    let mut rest: Map<String, Value> = fields.clone();
+    let text = |v: Option<Value>, name: &str| match v {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::BadRequest(format!("{name} must be a string"))),
+    };
+    let id = text(rest.remove("id"), "id")?
+        .ok_or_else(|| ApiError::BadRequest("id is required".into()))?;
+    let key = text(rest.remove("key"), "key")?.unwrap_or_else(admin::new_key);
+    let secret = match text(rest.remove("secret"), "secret")? {
+        Some(secret) => secret,
+        None => admin::new_secret().expose().to_owned(),
+    };
+    let app = admin::apply_patch(&App::new(&id, &key, &secret), &Value::Object(rest))
+        .map_err(store_error)?;
+    admin::validate(&app).map_err(store_error)?;
+    Ok(app)
+}
+
+async fn find(store: &dyn AppAdmin, id: &str) -> Result<App, ApiError> {
+    store
+        .by_id(id)
+        .await
+        .map_err(store_error)?
+        .map(|app| (*app).clone())
+        .ok_or_else(|| not_found(id))
+}
+
+fn parse(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no app with id {id:?}"))
+}
+
+fn store_error(e: AppStoreError) -> ApiError {
+    match e {
+        AppStoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+        AppStoreError::Conflict(_) => ApiError::Conflict(e.to_string()),
+        AppStoreError::ReadOnly => ApiError::Conflict(e.to_string()),
+        AppStoreError::Invalid(_) => ApiError::BadRequest(e.to_string()),
+    }
+}
+
+/// Compares in constant time, so response timing does not reveal how much of a guess matched.
+fn authorized(token: &Secret, header: Option<&str>) -> bool {
+    let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    let (a, b) = (given.trim().as_bytes(), token.expose().as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(crate) fn authorization(headers: &hyper::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_must_match_exactly() {
+        let token = Secret::new("t0ken");
+        assert!(authorized(&token, Some("Bearer t0ken")));
+        assert!(!authorized(&token, Some("Bearer t0ke")));
+        assert!(!authorized(&token, Some("Bearer t0kenn")));
+        assert!(!authorized(&token, Some("t0ken")));
+        assert!(!authorized(&token, None));
+    }
+
+    #[test]
+    fn new_apps_get_generated_credentials_and_settings() {
+        let app = new_app(&json!({"id": "a1", "max_connections": 5})).expect("valid");
+        assert_eq!(app.id, "a1");
+        assert_eq!(app.max_connections, 5);
+        assert!(!app.key.is_empty() && !app.secret.expose().is_empty());
+        assert!(new_app(&json!({"key": "k"})).is_err(), "id is required");
+        assert!(new_app(&json!({"id": "a", "bogus": 1})).is_err());
+    }
+}

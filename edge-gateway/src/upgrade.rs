@@ -101,7 +101,7 @@ fn client_ip(req: &Request<Incoming>, peer: SocketAddr) -> IpAddr {
     req.headers()
         .get_all("x-forwarded-for")
         .iter()
-        .last()
+        .next_back()
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .and_then(|last| last.trim().parse().ok())

@@ -26,9 +26,6 @@ commands list them or push them back onto the queue, printing one JSON object pe
 SWITCHYARD_ADMIN_TOKEN set, the health port also serves GET /admin/dead-letters and
 POST /admin/dead-letters/replay ({\"id\":\"…\"} or {\"all\":true}) to that bearer token.";
 
-/// Read by this binary alone, outside the `SWITCHYARD_<SECTION>_` prefixes, which the config
-/// loader would reject as unknown keys.
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(("dead-letters", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {

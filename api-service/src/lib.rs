@@ -10,6 +10,7 @@ mod error;
 mod trigger;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use channel_core::{ChannelCore, Quota};
@@ -32,6 +33,10 @@ pub use error::ApiError;
 /// 10 KB, JSON-escaped, fits comfortably.
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
 
+/// A request still unanswered after this (a slow body upload, a stuck dependency) gets 503:
+/// every dependency call has its own shorter timeout, so this only bounds the sum.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// What the API talks to.
 #[derive(Clone)]
 pub struct ApiDeps {
@@ -51,14 +56,21 @@ impl Api {
         Arc::new(Api { deps })
     }
 
-    /// Whether channel-core answers (the bus reconnects by itself and has no cheap probe).
+    /// Whether the bus is connected and channel-core (with its store) answers.
     pub async fn is_ready(&self) -> bool {
-        self.deps.core.online("", &[]).await.is_ok()
+        self.deps.bus.is_connected() && self.deps.core.online("", &[]).await.is_ok()
     }
 
     /// Handles a request under `/apps/` or `/admin/`.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        match self.route(req).await {
+        let routed = tokio::time::timeout(REQUEST_TIMEOUT, self.route(req))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ApiError::Unavailable(format!(
+                    "request not handled within {REQUEST_TIMEOUT:?}; try again"
+                )))
+            });
+        match routed {
             Ok((status, body)) => switchyard_listener::json(status, body.to_string()),
             Err(e) => {
                 tracing::debug!(error = %e, status = %e.status(), "api request refused");

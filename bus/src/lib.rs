@@ -70,6 +70,12 @@ pub enum BusError {
 pub trait Bus: Send + Sync {
     async fn publish(&self, subject: &str, envelope: Envelope) -> Result<(), BusError>;
     async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError>;
+
+    /// Whether the bus can carry messages right now (for `/ready`). An in-process bus always
+    /// can.
+    fn is_connected(&self) -> bool {
+        true
+    }
 }
 
 /// A live subscription; dropping it unsubscribes.

@@ -144,6 +144,10 @@ impl Bus for NatsBus {
         }
     }
 
+    fn is_connected(&self) -> bool {
+        self.ensure_connected().is_ok()
+    }
+
     async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError> {
         self.ensure_connected()?;
         let subscriber = self

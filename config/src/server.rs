@@ -17,6 +17,11 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Frames queued per connection before it is closed as a slow consumer (4100).
     pub outbound_queue: usize,
+    /// Bytes queued per connection before it is closed as a slow consumer (4100).
+    pub outbound_queue_bytes: usize,
+    /// Connections one edge (or the embedded server) holds at most; beyond it new ones are
+    /// closed with 4100 so clients retry elsewhere or later. 0: no limit.
+    pub max_edge_connections: usize,
     /// Seconds shutdown waits for connections to close after telling them to reconnect.
     pub shutdown_grace_secs: u64,
     pub log_format: LogFormat,
@@ -42,6 +47,8 @@ impl Default for ServerConfig {
             pong_timeout_secs: 30,
             max_message_bytes: 64 * 1024,
             outbound_queue: 1024,
+            outbound_queue_bytes: 1 << 20,
+            max_edge_connections: 0,
             shutdown_grace_secs: 10,
             log_format: LogFormat::Text,
             admin_token: None,
@@ -52,13 +59,15 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     /// Keys that `SWITCHYARD_<KEY>` overrides.
-    pub const KEYS: [&'static str; 10] = [
+    pub const KEYS: [&'static str; 12] = [
         "host",
         "port",
         "activity_timeout_secs",
         "pong_timeout_secs",
         "max_message_bytes",
         "outbound_queue",
+        "outbound_queue_bytes",
+        "max_edge_connections",
         "shutdown_grace_secs",
         "log_format",
         "admin_token",
@@ -95,6 +104,13 @@ impl ServerConfig {
         }
         if self.outbound_queue == 0 {
             errors.push("[server] outbound_queue must be at least 1".into());
+        }
+        if self.outbound_queue_bytes < self.max_message_bytes.max(64 * 1024) {
+            errors.push(
+                "[server] outbound_queue_bytes must hold at least one largest message \
+                 (max_message_bytes, and 65536 at least)"
+                    .into(),
+            );
         }
         errors
     }

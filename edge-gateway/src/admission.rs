@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ pub(crate) const APP_WATCH_EVERY: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub(crate) struct LiveApps {
     apps: Mutex<HashMap<String, LiveApp>>,
+    /// Connections of every app together, for the edge's own cap.
+    total: AtomicUsize,
 }
 
 struct LiveApp {
@@ -41,6 +44,20 @@ pub(crate) struct Admission {
 impl LiveApps {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, LiveApp>> {
         self.apps.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes one of the edge's `max` connection slots (0: no limit); false when all are taken.
+    fn reserve(&self, max: usize) -> bool {
+        let taken = self.total.fetch_add(1, Ordering::AcqRel);
+        if max > 0 && taken >= max {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    fn unreserve(&self) {
+        self.total.fetch_sub(1, Ordering::AcqRel);
     }
 
     fn enter(&self, app_id: &str, shutdown: &CancellationToken) -> CancellationToken {
@@ -110,6 +127,20 @@ impl IpRate {
 impl Edge {
     /// Lets a connection of `app` in, or says which close code refuses it.
     pub(crate) async fn admit(&self, app: &App) -> Result<Admission, CloseCode> {
+        if !self.live_apps.reserve(self.config.max_connections) {
+            return Err(CloseCode::OverCapacity);
+        }
+        let counted = self.count_in_core(app).await;
+        if counted.is_err() {
+            self.live_apps.unreserve();
+        }
+        let counted_as = counted?;
+        let stop = self.live_apps.enter(&app.id, &self.shutdown);
+        Ok(Admission { stop, counted_as })
+    }
+
+    /// For apps with a connection limit: one more connection, counted across the cluster.
+    async fn count_in_core(&self, app: &App) -> Result<Option<Arc<str>>, CloseCode> {
         let mut counted_as = None;
         if app.max_connections > 0 {
             let edge = self.id();
@@ -127,12 +158,12 @@ impl Edge {
                 }
             }
         }
-        let stop = self.live_apps.enter(&app.id, &self.shutdown);
-        Ok(Admission { stop, counted_as })
+        Ok(counted_as)
     }
 
     pub(crate) async fn release(&self, app_id: &str, admission: Admission) {
         self.live_apps.leave(app_id);
+        self.live_apps.unreserve();
         let Some(edge) = admission.counted_as else {
             return;
         };

@@ -17,7 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::events;
-use crate::peer::{self, Mailbox, Outgoing};
+use crate::peer::{self, Mailbox, Outgoing, QueueLimit};
 use crate::session::Session;
 use crate::Edge;
 
@@ -89,7 +89,10 @@ pub(crate) async fn start(edge: Arc<Edge>, ws: Socket, app_key: &str, origin: Op
         Ok(admission) => admission,
         Err(code) => return refuse(ws, code).await,
     };
-    let (peer, mailbox) = peer::pair(edge.config.outbound_queue);
+    let (peer, mailbox) = peer::pair(QueueLimit {
+        frames: edge.config.outbound_queue,
+        bytes: edge.config.outbound_queue_bytes,
+    });
     let mut session = Session::new(edge.next_socket_id(), app, peer);
     let (ws, end) = serve(&edge, &mut session, ws, mailbox, &admission.stop).await;
     let channels: Vec<String> = session.channels.keys().cloned().collect();

@@ -9,6 +9,8 @@ mod connection;
 mod events;
 mod hub;
 mod peer;
+
+pub use peer::slow_consumers_closed;
 mod reporter;
 mod session;
 mod upgrade;
@@ -47,6 +49,10 @@ pub struct EdgeConfig {
     pub max_message_bytes: usize,
     /// Frames queued per socket before it counts as a slow consumer (closed with 4100).
     pub outbound_queue: usize,
+    /// The same limit in bytes.
+    pub outbound_queue_bytes: usize,
+    /// Connections this edge holds at most (0: no limit); beyond it, 4100.
+    pub max_connections: usize,
     /// How long shutdown waits for connections to close after sending 4200.
     pub shutdown_grace: Duration,
     /// How often the edge renews its lease in core.
@@ -65,6 +71,8 @@ impl Default for EdgeConfig {
             pong_timeout: Duration::from_secs(30),
             max_message_bytes: 64 * 1024,
             outbound_queue: 1024,
+            outbound_queue_bytes: 1 << 20,
+            max_connections: 0,
             shutdown_grace: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(2),
             linger: Duration::from_secs(2),
@@ -203,9 +211,9 @@ impl Edge {
         }
     }
 
-    /// Whether channel-core accepted the last heartbeat (`/ready`).
+    /// Whether channel-core accepted the last heartbeat and the bus is connected (`/ready`).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && self.deps.bus.is_connected()
     }
 
     /// Handles a request for `/app/{key}`: the WebSocket upgrade.

@@ -7,7 +7,7 @@
 //! burst, the buffer is released once it drains.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use switchyard_protocol::CloseCode;
@@ -22,12 +22,33 @@ pub(crate) struct Peer {
     shared: Arc<Shared>,
 }
 
+/// How much may wait for one connection before it counts as a slow consumer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueLimit {
+    pub frames: usize,
+    pub bytes: usize,
+}
+
 struct Shared {
-    queue: Mutex<VecDeque<Utf8Bytes>>,
-    limit: usize,
+    queue: Mutex<Queue>,
+    limit: QueueLimit,
     /// 0 while open; otherwise the close code someone asked for.
     close: AtomicU16,
     wake: Notify,
+}
+
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Utf8Bytes>,
+    bytes: usize,
+}
+
+/// Connections closed as slow consumers since the process started (all edges in it).
+static SLOW_CONSUMERS: AtomicU64 = AtomicU64::new(0);
+
+/// How many connections were closed because their queue overflowed (4100).
+pub fn slow_consumers_closed() -> u64 {
+    SLOW_CONSUMERS.load(Ordering::Relaxed)
 }
 
 /// The connection's own end: what to write next.
@@ -41,9 +62,9 @@ pub(crate) enum Outgoing {
     Close(CloseCode),
 }
 
-pub(crate) fn pair(limit: usize) -> (Peer, Mailbox) {
+pub(crate) fn pair(limit: QueueLimit) -> (Peer, Mailbox) {
     let shared = Arc::new(Shared {
-        queue: Mutex::new(VecDeque::new()),
+        queue: Mutex::new(Queue::default()),
         limit,
         close: AtomicU16::new(0),
         wake: Notify::new(),
@@ -57,7 +78,7 @@ pub(crate) fn pair(limit: usize) -> (Peer, Mailbox) {
 }
 
 impl Shared {
-    fn queue(&self) -> MutexGuard<'_, VecDeque<Utf8Bytes>> {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -71,26 +92,34 @@ impl Shared {
 }
 
 impl Peer {
-    /// Queues a frame without waiting; a full queue means a slow consumer, closed with 4100.
+    /// Queues a frame without waiting. A queue over its frame or byte limit means a slow
+    /// consumer: the connection is closed with 4100 (and counted) rather than let it hold
+    /// ever more memory or slow down everyone else's fan-out.
     pub fn send(&self, frame: Utf8Bytes) {
         let mut queue = self.shared.queue();
-        if queue.len() >= self.shared.limit {
+        let limit = self.shared.limit;
+        if queue.frames.len() >= limit.frames || queue.bytes + frame.len() > limit.bytes {
             drop(queue);
-            self.close(CloseCode::OverCapacity);
+            if self.close(CloseCode::OverCapacity) {
+                SLOW_CONSUMERS.fetch_add(1, Ordering::Relaxed);
+            }
             return;
         }
-        queue.push_back(frame);
+        queue.bytes += frame.len();
+        queue.frames.push_back(frame);
         drop(queue);
         self.shared.wake.notify_one();
     }
 
-    /// Asks the connection to close with `code` (the first request wins).
-    pub fn close(&self, code: CloseCode) {
-        let _ =
-            self.shared
-                .close
-                .compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Acquire);
+    /// Asks the connection to close with `code`; the first request wins (and returns true).
+    pub fn close(&self, code: CloseCode) -> bool {
+        let won = self
+            .shared
+            .close
+            .compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
         self.shared.wake.notify_one();
+        won
     }
 }
 
@@ -113,11 +142,12 @@ impl Mailbox {
             return Some(Outgoing::Close(code));
         }
         let mut queue = self.shared.queue();
-        let frame = queue.pop_front();
-        if queue.is_empty() && queue.capacity() > KEEP_CAPACITY {
-            queue.shrink_to(KEEP_CAPACITY);
+        let frame = queue.frames.pop_front()?;
+        queue.bytes -= frame.len();
+        if queue.frames.is_empty() && queue.frames.capacity() > KEEP_CAPACITY {
+            queue.frames.shrink_to(KEEP_CAPACITY);
         }
-        frame.map(Outgoing::Frame)
+        Some(Outgoing::Frame(frame))
     }
 }
 
@@ -127,6 +157,37 @@ mod tests {
 
     fn text(s: &str) -> Utf8Bytes {
         Utf8Bytes::from(s.to_owned())
+    }
+
+    fn pair(frames: usize) -> (Peer, Mailbox) {
+        super::pair(QueueLimit {
+            frames,
+            bytes: 1 << 20,
+        })
+    }
+
+    #[tokio::test]
+    async fn too_many_queued_bytes_close_as_a_slow_consumer() {
+        let (peer, mailbox) = super::pair(QueueLimit {
+            frames: 100,
+            bytes: 10,
+        });
+        let before = slow_consumers_closed();
+        peer.send(text("12345"));
+        peer.send(text("67890"));
+        assert!(matches!(mailbox.try_next(), Some(Outgoing::Frame(_))));
+        peer.send(text("abcde"));
+        assert!(
+            matches!(mailbox.try_next(), Some(Outgoing::Frame(_))),
+            "bytes were given back"
+        );
+        peer.send(text("fghij"));
+        peer.send(text("k"));
+        assert!(matches!(
+            mailbox.try_next(),
+            Some(Outgoing::Close(CloseCode::OverCapacity))
+        ));
+        assert!(slow_consumers_closed() > before, "counted");
     }
 
     #[tokio::test]

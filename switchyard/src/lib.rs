@@ -116,6 +116,8 @@ pub fn edge_config(config: &Config, edge_id: String) -> EdgeConfig {
         pong_timeout: server.pong_timeout(),
         max_message_bytes: server.max_message_bytes,
         outbound_queue: server.outbound_queue,
+        outbound_queue_bytes: server.outbound_queue_bytes,
+        max_connections: server.max_edge_connections,
         shutdown_grace: server.shutdown_grace(),
         heartbeat_interval: Duration::from_millis(config.edge.heartbeat_ms),
         linger: Duration::from_millis(config.edge.linger_ms),

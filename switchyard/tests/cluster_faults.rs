@@ -297,9 +297,43 @@ async fn triggers_flow_again_after_nats_restarts() {
     expect_event(&mut b, "before", &channel).await;
 
     c.nats_backend().kill();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While NATS is down the API says so: /ready fails and a trigger gets a clear 503.
+    let outage = Instant::now();
+    let mut seen = (None, None);
+    while outage.elapsed() < Duration::from_secs(5) {
+        let ready = c.api.ready_status().await;
+        let (status, body) = rest
+            .post(
+                "/events",
+                &json!({"name": "lost", "channel": channel, "data": "x"}),
+            )
+            .await;
+        seen = (ready, Some((status, body.clone())));
+        if ready != Some(200) && status == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ready, trigger) = seen;
+    assert_ne!(ready, Some(200), "API /ready with NATS down");
+    assert_eq!(
+        trigger.as_ref().map(|t| t.0),
+        Some(503),
+        "trigger with NATS down: {trigger:?}"
+    );
     c.nats_backend().start().await;
     let restarted = Instant::now();
+    poll_until(
+        "API /ready after NATS came back",
+        Duration::from_secs(10),
+        || async {
+            match c.api.ready_status().await {
+                Some(200) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
 
     // Trigger until both edges deliver again; the clients stay connected throughout.
     let bound = Duration::from_secs(10);

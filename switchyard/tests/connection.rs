@@ -390,3 +390,26 @@ async fn authorized_connections_are_not_satisfied_by_public_channels() {
     let (code, reason) = c.expect_close().await;
     assert_eq!(code, 4009, "reason {reason:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_at_its_connection_cap_closes_new_ones_with_4100() {
+    let srv = TestServer::start(&format!(
+        "{SERVER}max_edge_connections = 2\n{}",
+        support::app_toml(APP_ID, KEY, SECRET, "")
+    ))
+    .await;
+    let _first = srv.connect().await;
+    let second = srv.connect().await;
+    let (code, reason) = close_code_for(&srv, &format!("/app/{KEY}?protocol=7")).await;
+    assert_eq!(code, 4100, "reason {reason:?}");
+    second.close().await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut c = srv.connect_raw(&format!("/app/{KEY}?protocol=7")).await;
+        match c.next_within(WAIT).await {
+            Some(Incoming::Json(v)) if v["event"] == "pusher:connection_established" => break,
+            other if Instant::now() > deadline => panic!("no slot freed up: {other:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}

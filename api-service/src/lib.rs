@@ -22,7 +22,6 @@ use switchyard_apps::{App, AppStore};
 use switchyard_bus::{user_subject, Bus, Control, Envelope};
 use switchyard_listener::Body;
 use switchyard_protocol::rest::Query;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -205,7 +204,11 @@ fn percent_decode(segment: &str) -> String {
 }
 
 /// Runs a standalone API on `listener` until `shutdown`.
-pub async fn run(listener: TcpListener, deps: ApiDeps, shutdown: CancellationToken) {
+pub async fn run(
+    listener: impl Into<switchyard_listener::Listener>,
+    deps: ApiDeps,
+    shutdown: CancellationToken,
+) {
     let api = Api::new(deps);
     let handler: switchyard_listener::Handler = Arc::new(move |req, _peer| {
         let api = api.clone();

@@ -25,6 +25,12 @@ pub struct ServerConfig {
     /// Seconds shutdown waits for connections to close after telling them to reconnect.
     pub shutdown_grace_secs: u64,
     pub log_format: LogFormat,
+    /// PEM certificate chain and private key: with both set, WebSocket and HTTP API
+    /// connections are TLS only (`wss://`, `https://`). Health ports stay plain.
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
+    /// How often the certificate files are checked for a renewal.
+    pub tls_reload_secs: u64,
     /// Bearer token for the admin API (`/admin/apps`); unset leaves that API off.
     pub admin_token: Option<Secret>,
     /// New WebSocket connections accepted per second from one IP address, per edge; 0: no limit.
@@ -51,6 +57,9 @@ impl Default for ServerConfig {
             max_edge_connections: 0,
             shutdown_grace_secs: 10,
             log_format: LogFormat::Text,
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            tls_reload_secs: 5,
             admin_token: None,
             max_connections_per_ip_per_second: 0,
         }
@@ -59,7 +68,7 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     /// Keys that `SWITCHYARD_<KEY>` overrides.
-    pub const KEYS: [&'static str; 12] = [
+    pub const KEYS: [&'static str; 15] = [
         "host",
         "port",
         "activity_timeout_secs",
@@ -70,6 +79,9 @@ impl ServerConfig {
         "max_edge_connections",
         "shutdown_grace_secs",
         "log_format",
+        "tls_cert_file",
+        "tls_key_file",
+        "tls_reload_secs",
         "admin_token",
         "max_connections_per_ip_per_second",
     ];
@@ -101,6 +113,12 @@ impl ServerConfig {
         }
         if self.max_message_bytes < 1024 {
             errors.push("[server] max_message_bytes must be at least 1024".into());
+        }
+        if self.tls_cert_file.is_empty() != self.tls_key_file.is_empty() {
+            errors.push("[server] tls_cert_file and tls_key_file go together".into());
+        }
+        if self.tls_reload_secs == 0 {
+            errors.push("[server] tls_reload_secs must be at least 1".into());
         }
         if self.outbound_queue == 0 {
             errors.push("[server] outbound_queue must be at least 1".into());

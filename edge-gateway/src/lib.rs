@@ -27,7 +27,6 @@ use switchyard_apps::AppStore;
 use switchyard_bus::Bus;
 use switchyard_listener::Body;
 use switchyard_protocol::CloseCode;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use webhook_worker::WebhookQueue;
@@ -248,7 +247,7 @@ impl Edge {
 
 /// Runs a standalone edge on `listener` until `shutdown`, then drains.
 pub async fn run(
-    listener: TcpListener,
+    listener: impl Into<switchyard_listener::Listener>,
     config: EdgeConfig,
     deps: EdgeDeps,
     shutdown: CancellationToken,

@@ -1,4 +1,9 @@
-//! Accepts TCP connections and serves HTTP/1.1 (with upgrades) to a handler until shutdown.
+//! Accepts TCP connections and serves HTTP/1.1 (with upgrades) to a handler until shutdown,
+//! over TLS when configured ([`Tls`]).
+
+mod tls;
+
+pub use tls::{Tls, TlsError};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,6 +18,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,21 +33,45 @@ pub type Handler =
 /// How long a client may take to send request headers before the connection is dropped.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A bound socket, with TLS when configured. A plain `TcpListener` converts into one.
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: Option<Arc<Tls>>,
+}
+
+impl From<TcpListener> for Listener {
+    fn from(tcp: TcpListener) -> Listener {
+        Listener { tcp, tls: None }
+    }
+}
+
+impl Listener {
+    pub fn new(tcp: TcpListener, tls: Option<Arc<Tls>>) -> Listener {
+        Listener { tcp, tls }
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
 /// Serves `handler` on `listener` until `shutdown` fires; connection tasks join `tracker`.
 ///
 /// On shutdown the accept loop stops and open HTTP connections finish their current request
 /// (graceful shutdown). Upgraded connections (WebSockets) are the handler's to close: they
-/// watch the same token.
+/// watch the same token. With TLS, the handshake runs in the connection's task, bounded like
+/// the request headers.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     handler: Handler,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let Listener { tcp, tls } = listener.into();
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
+            accepted = tcp.accept() => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
@@ -55,31 +85,50 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
-            let service = service_fn(move |req| {
-                let fut = handler(req, peer);
-                async move { Ok::<_, std::convert::Infallible>(fut.await) }
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                res = conn.as_mut() => {
-                    if let Err(e) = res {
-                        tracing::debug!(error = %e, %peer, "http connection ended with error");
-                    }
-                }
-                () = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
+            let Some(tls) = tls else {
+                return serve_connection(stream, peer, handler, shutdown).await;
+            };
+            match tokio::time::timeout(HEADER_TIMEOUT, tls.acceptor().accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, peer, handler, shutdown).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
+    }
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    handler: Handler,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let fut = handler(req, peer);
+        async move { Ok::<_, std::convert::Infallible>(fut.await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, %peer, "http connection ended with error");
+            }
+        }
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 

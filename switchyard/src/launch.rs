@@ -4,10 +4,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use switchyard_config::{Config, LogFormat};
+use switchyard_listener::Tls;
 use tokio_util::sync::CancellationToken;
 
 /// Exit status for an unusable configuration, as linkerd and sysexits' EX_USAGE use it.
@@ -107,4 +111,39 @@ pub async fn bind(host: &str, port: u16, what: &str) -> anyhow::Result<tokio::ne
     switchyard_listener::bind(host, port)
         .await
         .with_context(|| format!("cannot listen on {host}:{port} for {what}"))
+}
+
+/// Binds a public port (WebSockets, HTTP API): with TLS when `[server]` names a certificate,
+/// whose files are then watched for renewals until `shutdown`.
+pub async fn bind_public(
+    config: &Config,
+    port: u16,
+    what: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<switchyard_listener::Listener> {
+    let tcp = bind(&config.server.host, port, what).await?;
+    let tls = tls(config)?;
+    if let Some(tls) = &tls {
+        watch_tls(config, tls, shutdown);
+    }
+    Ok(switchyard_listener::Listener::new(tcp, tls))
+}
+
+/// The certificate `[server]` names, loaded; `None` without one.
+pub fn tls(config: &Config) -> anyhow::Result<Option<Arc<Tls>>> {
+    let server = &config.server;
+    if server.tls_cert_file.is_empty() {
+        return Ok(None);
+    }
+    let tls = Tls::load(
+        Path::new(&server.tls_cert_file),
+        Path::new(&server.tls_key_file),
+    )?;
+    Ok(Some(tls))
+}
+
+/// Reloads a renewed certificate every `[server] tls_reload_secs` until `shutdown`.
+pub fn watch_tls(config: &Config, tls: &Arc<Tls>, shutdown: &CancellationToken) {
+    let every = Duration::from_secs(config.server.tls_reload_secs);
+    tokio::spawn(tls.clone().watch(every, shutdown.clone()));
 }

@@ -21,14 +21,14 @@ use switchyard_apps::AppAdmin;
 use switchyard_bus::{Bus, MemoryBus};
 use switchyard_config::Config;
 use switchyard_listener::Handler;
-use tokio::net::TcpListener;
+use switchyard_listener::Listener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use webhook_worker::{MemoryQueue, WorkerConfig};
 
 /// A bound embedded server, ready to run.
 pub struct Server {
-    listener: TcpListener,
+    listener: Listener,
     config: Config,
     apps: Arc<dyn AppAdmin>,
 }
@@ -37,9 +37,10 @@ impl Server {
     /// Listens on the configured port and opens the app store.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         let (host, port) = (&config.server.host, config.server.port);
-        let listener = switchyard_listener::bind(host, port)
+        let tcp = switchyard_listener::bind(host, port)
             .await
             .with_context(|| format!("cannot listen on {host}:{port}"))?;
+        let listener = Listener::new(tcp, launch::tls(&config)?);
         let apps = app_store::backend(&config).await?;
         Ok(Server {
             listener,
@@ -54,6 +55,9 @@ impl Server {
 
     /// Serves until `shutdown`, then tells clients to reconnect (4200) and drains.
     pub async fn run(self, shutdown: CancellationToken) {
+        if let Some(tls) = &self.listener.tls {
+            launch::watch_tls(&self.config, tls, &shutdown);
+        }
         let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
         let backend = self.apps.clone();
         let apps = app_store::lookup(

@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -185,6 +186,18 @@ export function configToml({ apps, activityTimeoutSecs = 120, port = 6001, serve
   return lines.join('\n');
 }
 
+/** The status of an https GET that verifies the server against `ca` (1 s bound). */
+export function httpsStatus(opts) {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ ...opts, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('timeout', () => req.destroy(new Error('https probe timed out')));
+    req.on('error', reject);
+  });
+}
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -217,7 +230,7 @@ function tail(file, bytes = 4000) {
  * running cluster (its config, `[server]` settings from `server`/`activityTimeoutSecs` as
  * SWITCHYARD_* overrides); `apps` are then the cluster's.
  */
-export async function startServer({ apps = DEFAULT_APPS, name = 'e2e', activityTimeoutSecs = 120, server = {} } = {}) {
+export async function startServer({ apps = DEFAULT_APPS, name = 'e2e', activityTimeoutSecs = 120, server = {}, tlsCa = null } = {}) {
   if (!fs.existsSync(BIN)) {
     throw new Error(
       CLUSTER
@@ -278,10 +291,12 @@ export async function startServer({ apps = DEFAULT_APPS, name = 'e2e', activityT
     try {
       // An edge is usable once /ready (its first heartbeat reached core); the embedded server
       // at /up.
-      const res = await fetch(`http://${HOST}:${port}${CLUSTER ? '/ready' : '/up'}`, {
-        signal: AbortSignal.timeout(1000),
-      });
-      if (res.status === 200) break;
+      const probePath = CLUSTER ? '/ready' : '/up';
+      // A TLS server is probed over https, trusting the test CA (fetch cannot be given one).
+      const status = tlsCa
+        ? await httpsStatus({ host: HOST, port, path: probePath, ca: tlsCa, servername: 'localhost' })
+        : (await fetch(`http://${HOST}:${port}${probePath}`, { signal: AbortSignal.timeout(1000) })).status;
+      if (status === 200) break;
     } catch {
       // not listening yet
     }

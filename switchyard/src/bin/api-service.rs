@@ -25,7 +25,8 @@ fn main() -> ExitCode {
             bus,
             admin: app_store::admin(&config, backend),
         };
-        let listener = launch::bind(&config.server.host, config.api.port, "the HTTP API").await?;
+        let listener =
+            launch::bind_public(&config, config.api.port, "the HTTP API", &shutdown).await?;
         tracing::info!(addr = %listener.local_addr()?, "api-service listening");
         api_service::run(listener, deps, shutdown).await;
         Ok(())

@@ -25,7 +25,8 @@ fn main() -> ExitCode {
             bus,
             webhooks: cluster::webhook_queue(&config, &edge_id).await?,
         };
-        let listener = launch::bind(&config.server.host, port, "WebSocket connections").await?;
+        let listener =
+            launch::bind_public(&config, port, "WebSocket connections", &shutdown).await?;
         tracing::info!(addr = %listener.local_addr()?, edge_id, "edge-gateway listening");
         edge_gateway::run(listener, edge_config(&config, edge_id), deps, shutdown).await;
         Ok(())

@@ -9,7 +9,7 @@ use switchyard_protocol::presence::{self, Member};
 use switchyard_protocol::{frame, Channel, ChannelKind};
 use webhook_worker::{WebhookEvent, WebhookJob, WebhookQueue};
 
-use crate::hold::{HoldKey, Holds};
+use crate::hold::HoldKey;
 use crate::store::{ChannelStore, CountTransition};
 use crate::{CachedEvent, ChannelCore, ChannelCounts, CoreError, CountReport, Quota};
 
@@ -33,10 +33,9 @@ pub struct Core {
     pub(crate) store: Arc<dyn ChannelStore>,
     bus: Arc<dyn Bus>,
     apps: Arc<dyn AppStore>,
-    webhooks: Arc<dyn WebhookQueue>,
+    pub(crate) webhooks: Arc<dyn WebhookQueue>,
     last_count_event: Mutex<HashMap<(String, String), Instant>>,
-    holds: Arc<Holds>,
-    hold: Duration,
+    pub(crate) hold: Duration,
     pub(crate) lease_ttl: Duration,
 }
 
@@ -53,7 +52,6 @@ impl Core {
             apps,
             webhooks,
             last_count_event: Mutex::new(HashMap::new()),
-            holds: Arc::new(Holds::default()),
             hold: WEBHOOK_HOLD,
             lease_ttl: LEASE_TTL,
         }
@@ -86,7 +84,7 @@ impl Core {
         }
     }
 
-    async fn webhook(&self, app: &App, event: WebhookEvent) {
+    pub(crate) async fn webhook(&self, app: &App, event: WebhookEvent) {
         if app.webhooks.is_empty() {
             return;
         }
@@ -111,36 +109,6 @@ impl Core {
         {
             tracing::warn!(app_id, error = %e, "watchlist publish failed");
         }
-    }
-
-    /// A return (occupied / member added): sent unless it cancels a held leave.
-    async fn arrival(&self, app: &App, key: HoldKey, event: WebhookEvent) {
-        if !app.webhooks.is_empty() && !self.holds.cancel(&key) {
-            self.webhook(app, event).await;
-        }
-    }
-
-    /// A leave (vacated / member removed): sent after the hold unless the key returns.
-    fn departure(&self, app: Arc<App>, key: HoldKey, event: WebhookEvent) {
-        if app.webhooks.is_empty() {
-            return;
-        }
-        let gen = self.holds.hold(key.clone());
-        let (holds, hold, queue) = (self.holds.clone(), self.hold, self.webhooks.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(hold).await;
-            if holds.release(&key, gen) {
-                let job = WebhookJob {
-                    app_id: app.id.clone(),
-                    event,
-                    time_ms: now_ms(),
-                    only_url: None,
-                };
-                if let Err(e) = queue.push(job).await {
-                    tracing::error!(app_id = %app.id, error = %e, "webhook enqueue failed");
-                }
-            }
-        });
     }
 
     /// Whether a `subscription_count` event is due for this channel now.
@@ -198,7 +166,7 @@ impl Core {
             let event = WebhookEvent::ChannelVacated {
                 channel: channel.clone(),
             };
-            self.departure(app.clone(), key, event);
+            self.departure(app.clone(), key, event).await;
         }
         let is_presence =
             Channel::parse(&channel, usize::MAX).is_ok_and(|c| c.kind() == ChannelKind::Presence);
@@ -234,7 +202,7 @@ impl Core {
                 channel: channel.to_owned(),
                 user_id,
             };
-            self.departure(app, key, event);
+            self.departure(app, key, event).await;
         }
     }
 }

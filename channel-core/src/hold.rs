@@ -1,9 +1,25 @@
 //! Leaving webhooks (`channel_vacated`, `member_removed`) wait a few seconds and are dropped
 //! if the channel or member returns in that window; the matching return event
 //! (`channel_occupied`, `member_added`) is then dropped too, so a page reload sends nothing.
+//!
+//! The holds live in the store, so every core replica sees them: a return handled by another
+//! replica cancels a hold, and a replica that dies loses none (another sends it when due).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_apps::App;
+use tokio_util::sync::CancellationToken;
+use webhook_worker::{WebhookEvent, WebhookJob};
+
+use crate::core::{now_ms, Core};
+use crate::store::DueHold;
+use crate::CoreError;
+
+/// How long a replica may take to send a due hold before another may send it.
+const CLAIM: Duration = Duration::from_secs(30);
+/// Holds sent per pass.
+const BATCH: usize = 100;
 
 /// What is held: a channel (`user_id: None`) or one member of a channel.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -13,42 +29,98 @@ pub(crate) struct HoldKey {
     pub user_id: Option<String>,
 }
 
-#[derive(Default)]
-pub(crate) struct Holds {
-    /// key → generation of the pending hold; a newer hold of the same key replaces it.
-    pending: Mutex<HashMap<HoldKey, u64>>,
-    next: Mutex<u64>,
+impl HoldKey {
+    /// The key's name in the store: distinct for every (channel, user) pair.
+    fn field(&self) -> String {
+        match &self.user_id {
+            None => format!("v{}", self.channel),
+            Some(user) => format!("m{}:{}:{user}", self.channel.len(), self.channel),
+        }
+    }
 }
 
-impl Holds {
-    fn pending(&self) -> MutexGuard<'_, HashMap<HoldKey, u64>> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+impl Core {
+    /// A return (occupied / member added): sent unless it cancels a held leave.
+    pub(crate) async fn arrival(&self, app: &App, key: HoldKey, event: WebhookEvent) {
+        if app.webhooks.is_empty() {
+            return;
+        }
+        match self.store.cancel_hold(&key.app_id, &key.field()).await {
+            Ok(true) => {}
+            Ok(false) => self.webhook(app, event).await,
+            Err(e) => {
+                // Better a leave and a return both sent than a return lost.
+                tracing::warn!(app_id = %app.id, error = %e, "webhook hold check failed");
+                self.webhook(app, event).await;
+            }
+        }
     }
 
-    /// Starts holding `key`; returns the generation to confirm with later.
-    pub fn hold(&self, key: HoldKey) -> u64 {
-        let gen = {
-            let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
-            *next += 1;
-            *next
+    /// A leave (vacated / member removed): sent after the hold unless the key returns.
+    pub(crate) async fn departure(&self, app: Arc<App>, key: HoldKey, event: WebhookEvent) {
+        if app.webhooks.is_empty() {
+            return;
+        }
+        let job = WebhookJob {
+            app_id: app.id.clone(),
+            event: event.clone(),
+            time_ms: now_ms(),
+            only_url: None,
         };
-        self.pending().insert(key, gen);
-        gen
+        let held = match serde_json::to_string(&job) {
+            Ok(json) => {
+                self.store
+                    .hold(&key.app_id, &key.field(), json, self.hold)
+                    .await
+            }
+            Err(e) => Err(crate::StoreError::Unavailable(e.to_string())),
+        };
+        if let Err(e) = held {
+            // Sent at once rather than lost.
+            tracing::warn!(app_id = %app.id, error = %e, "webhook hold failed; sending now");
+            self.webhook(&app, event).await;
+        }
     }
 
-    /// The channel or member came back: true if a hold was pending (and is now dropped).
-    pub fn cancel(&self, key: &HoldKey) -> bool {
-        self.pending().remove(key).is_some()
+    /// Sends the held webhooks whose time has come; returns how many.
+    pub async fn release_due_holds(&self) -> Result<usize, CoreError> {
+        let due = self.store.claim_due_holds(CLAIM, BATCH).await?;
+        let sent = due.len();
+        for hold in due {
+            self.send_hold(&hold).await?;
+        }
+        Ok(sent)
     }
 
-    /// The window passed: true if this hold is still the pending one (and is now released).
-    pub fn release(&self, key: &HoldKey, gen: u64) -> bool {
-        let mut pending = self.pending();
-        if pending.get(key) == Some(&gen) {
-            pending.remove(key);
-            true
-        } else {
-            false
+    async fn send_hold(&self, hold: &DueHold) -> Result<(), CoreError> {
+        match serde_json::from_str::<WebhookJob>(&hold.job) {
+            Ok(mut job) => {
+                job.time_ms = now_ms();
+                // On failure the claim lapses and the hold is sent later, here or elsewhere.
+                self.webhooks
+                    .push(job)
+                    .await
+                    .map_err(|e| CoreError::Unavailable(e.to_string()))?;
+            }
+            Err(e) => {
+                tracing::error!(app_id = %hold.app_id, error = %e, "dropping an unreadable webhook hold")
+            }
+        }
+        Ok(self.store.forget_hold(hold).await?)
+    }
+
+    /// Sends due holds every `every` until `shutdown`. Any number of replicas may run this.
+    pub async fn run_holds(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.release_due_holds().await {
+                tracing::warn!(error = %e, "sending held webhooks failed; will retry");
+            }
         }
     }
 }
@@ -57,37 +129,14 @@ impl Holds {
 mod tests {
     use super::*;
 
-    fn key() -> HoldKey {
-        HoldKey {
+    #[test]
+    fn hold_fields_are_distinct_per_channel_and_user() {
+        let key = |channel: &str, user: Option<&str>| HoldKey {
             app_id: "a".into(),
-            channel: "c".into(),
-            user_id: None,
-        }
-    }
-
-    #[test]
-    fn a_return_cancels_the_hold() {
-        let h = Holds::default();
-        let gen = h.hold(key());
-        assert!(h.cancel(&key()));
-        assert!(!h.release(&key(), gen));
-    }
-
-    #[test]
-    fn an_unanswered_hold_is_released_once() {
-        let h = Holds::default();
-        let gen = h.hold(key());
-        assert!(h.release(&key(), gen));
-        assert!(!h.release(&key(), gen));
-        assert!(!h.cancel(&key()));
-    }
-
-    #[test]
-    fn a_newer_hold_supersedes_an_older_one() {
-        let h = Holds::default();
-        let old = h.hold(key());
-        let new = h.hold(key());
-        assert!(!h.release(&key(), old));
-        assert!(h.release(&key(), new));
+            channel: channel.into(),
+            user_id: user.map(str::to_owned),
+        };
+        assert_ne!(key("a:b", Some("c")).field(), key("a", Some("b:c")).field());
+        assert_ne!(key("mx", None).field(), key("x", Some("")).field());
     }
 }

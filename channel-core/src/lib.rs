@@ -18,7 +18,8 @@ pub use crate::core::{Core, CACHE_TTL, LEASE_TTL, WEBHOOK_HOLD};
 pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
 pub use store::{
-    ChannelStore, CountTransition, Holding, JoinResult, LeaveResult, ReapResult, StoreError,
+    ChannelStore, CountTransition, DueHold, Holding, JoinResult, LeaveResult, ReapResult,
+    StoreError,
 };
 
 /// Counts for one channel, as the HTTP API reports them.

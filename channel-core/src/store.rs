@@ -37,6 +37,15 @@ pub struct JoinResult {
     pub members: Vec<Member>,
 }
 
+/// A held webhook whose time has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueHold {
+    pub app_id: String,
+    pub key: String,
+    /// The serialized webhook job, exactly as held.
+    pub job: String,
+}
+
 /// Something an edge holds in the store, which the reaper removes when the edge dies.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Holding {
@@ -200,6 +209,32 @@ pub trait ChannelStore: Send + Sync {
         amount: u64,
         per_second: u64,
     ) -> Result<bool, StoreError>;
+
+    /// Holds a leaving webhook (`job`, serialized) under `key` for `hold`, replacing any
+    /// older hold of the same key. Held in the store, not in one core's memory, so a return
+    /// handled by another replica cancels it and a core that dies does not lose it.
+    async fn hold(
+        &self,
+        app_id: &str,
+        key: &str,
+        job: String,
+        hold: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// The channel or member came back: true if a hold was pending (it is dropped).
+    async fn cancel_hold(&self, app_id: &str, key: &str) -> Result<bool, StoreError>;
+
+    /// Up to `limit` holds whose time has come, claimed for `claim` (other replicas skip
+    /// them meanwhile; if the claimer dies they come due again). Send each, then
+    /// [`ChannelStore::forget_hold`] it.
+    async fn claim_due_holds(
+        &self,
+        claim: Duration,
+        limit: usize,
+    ) -> Result<Vec<DueHold>, StoreError>;
+
+    /// Drops a sent hold, unless a newer hold of the same key replaced it meanwhile.
+    async fn forget_hold(&self, due: &DueHold) -> Result<(), StoreError>;
 
     /// Ends the claim on a reaped `edge` and drops whatever index the store keeps for it. A
     /// live lease of the same name is left alone.

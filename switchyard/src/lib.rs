@@ -26,6 +26,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use webhook_worker::{MemoryQueue, WorkerConfig};
 
+/// How often channel-core looks for held leaving webhooks that are due (the hold is 3 s).
+pub const HOLD_CHECK_EVERY: Duration = Duration::from_millis(250);
+
 /// A bound embedded server, ready to run.
 pub struct Server {
     listener: Listener,
@@ -79,6 +82,7 @@ impl Server {
         // The embedded edge never dies on its own, but the same reaper runs in both modes.
         let reap_every = Duration::from_millis(self.config.core.reap_interval_ms);
         tokio::spawn(core.clone().run_reaper(reap_every, shutdown.clone()));
+        tokio::spawn(core.clone().run_holds(HOLD_CHECK_EVERY, shutdown.clone()));
         let worker_stop = CancellationToken::new();
         let worker = tokio::spawn(webhook_worker::run(
             webhooks.clone(),

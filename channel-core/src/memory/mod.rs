@@ -6,11 +6,14 @@ use async_trait::async_trait;
 use switchyard_protocol::presence::Member;
 
 use crate::store::{
-    ChannelStore, CountTransition, Holding, JoinResult, LeaveResult, ReapResult, StoreError,
+    ChannelStore, CountTransition, DueHold, Holding, JoinResult, LeaveResult, ReapResult,
+    StoreError,
 };
 use crate::ChannelCounts;
+use holds::Holds;
 use limits::Limits;
 
+mod holds;
 mod limits;
 
 type Key = (String, String);
@@ -34,6 +37,7 @@ struct State {
     reaping: HashMap<String, Instant>,
     last_sweep: Option<Instant>,
     limits: Limits,
+    holds: Holds,
 }
 
 /// How often expired cache entries are swept; reads ignore them in between.
@@ -440,6 +444,36 @@ impl ChannelStore for MemoryStore {
             .lock()
             .limits
             .take(now, app_id, bucket, amount, per_second))
+    }
+
+    async fn hold(
+        &self,
+        app_id: &str,
+        key: &str,
+        job: String,
+        hold: Duration,
+    ) -> Result<(), StoreError> {
+        let now = Instant::now();
+        self.lock().holds.hold(now, app_id, key, job, hold);
+        Ok(())
+    }
+
+    async fn cancel_hold(&self, app_id: &str, key: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().holds.cancel(app_id, key))
+    }
+
+    async fn claim_due_holds(
+        &self,
+        claim: Duration,
+        limit: usize,
+    ) -> Result<Vec<DueHold>, StoreError> {
+        let now = Instant::now();
+        Ok(self.lock().holds.claim_due(now, claim, limit))
+    }
+
+    async fn forget_hold(&self, due: &DueHold) -> Result<(), StoreError> {
+        self.lock().holds.forget(due);
+        Ok(())
     }
 
     async fn forget_edge(&self, edge: &str) -> Result<(), StoreError> {

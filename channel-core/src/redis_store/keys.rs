@@ -21,6 +21,9 @@
 //! | `ns:{app}:usock:<len>:<user>:<edge>` | SET | the user's sockets on the edge |
 //! | `ns:{app}:conns` | HASH | edge → connections (counted only for apps with a maximum) |
 //! | `ns:{app}:quota:<bucket>` | STRING | `<unix second> <used>` of a per-second allowance |
+//! | `ns:{app}:holds` | HASH | hold key → held leaving webhook job |
+//! | `ns:{app}:holds-due` | ZSET | hold key → due time in ms by the Redis clock |
+//! | `ns:holds-apps` | SET | apps that may have held webhooks (a superset) |
 //! | `ns:{app}:edge:<edge>` | SET | what the edge holds in the app (`c<channel>`, `u<user>`, `n`) |
 //! | `ns:edge-apps:<edge>` | SET | apps the edge may hold something in (a superset) |
 //! | `ns:edges` | ZSET | edge → lease expiry in ms by the Redis clock |
@@ -65,6 +68,11 @@ impl Keys {
     /// ZSET edge → deadline of the reaper that claimed it (ms, Redis clock).
     pub(super) fn reaping(&self) -> String {
         format!("{}:{{edges}}:reaping", self.ns)
+    }
+
+    /// SET of app ids that may have held webhooks (a superset).
+    pub(super) fn holds_apps(&self) -> String {
+        format!("{}:holds-apps", self.ns)
     }
 
     /// SET of app ids in which `edge` may hold something (a superset).
@@ -126,6 +134,16 @@ impl AppKeys {
     /// SET of the socket ids a user is signed in with on `edge`.
     pub(super) fn user_sockets(&self, user_id: &str, edge: &str) -> String {
         format!("{}:usock:{}:{user_id}:{edge}", self.prefix, user_id.len())
+    }
+
+    /// HASH hold key → held webhook job.
+    pub(super) fn holds(&self) -> String {
+        format!("{}:holds", self.prefix)
+    }
+
+    /// ZSET hold key → due time (ms, Redis clock).
+    pub(super) fn holds_due(&self) -> String {
+        format!("{}:holds-due", self.prefix)
     }
 
     /// HASH edge → connections in this app.

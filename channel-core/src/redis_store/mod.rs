@@ -15,6 +15,7 @@
 //! means swapping in the cluster client, not changing keys or scripts.
 
 mod connection;
+mod holds;
 mod keys;
 mod limits;
 mod scripts;
@@ -28,7 +29,8 @@ use redis::Value;
 use switchyard_protocol::presence::Member;
 
 use crate::store::{
-    ChannelStore, CountTransition, Holding, JoinResult, LeaveResult, ReapResult, StoreError,
+    ChannelStore, CountTransition, DueHold, Holding, JoinResult, LeaveResult, ReapResult,
+    StoreError,
 };
 use crate::ChannelCounts;
 use connection::{ttl_ms, unavailable};
@@ -418,6 +420,32 @@ impl ChannelStore for RedisStore {
         per_second: u64,
     ) -> Result<bool, StoreError> {
         self.take(app_id, bucket, amount, per_second).await
+    }
+
+    async fn hold(
+        &self,
+        app_id: &str,
+        key: &str,
+        job: String,
+        hold: Duration,
+    ) -> Result<(), StoreError> {
+        self.put_hold(app_id, key, job, hold).await
+    }
+
+    async fn cancel_hold(&self, app_id: &str, key: &str) -> Result<bool, StoreError> {
+        self.drop_hold(app_id, key).await
+    }
+
+    async fn claim_due_holds(
+        &self,
+        claim: Duration,
+        limit: usize,
+    ) -> Result<Vec<DueHold>, StoreError> {
+        self.claim(claim, limit).await
+    }
+
+    async fn forget_hold(&self, due: &DueHold) -> Result<(), StoreError> {
+        self.forget(due).await
     }
 
     async fn forget_edge(&self, edge: &str) -> Result<(), StoreError> {

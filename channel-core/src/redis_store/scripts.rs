@@ -16,6 +16,10 @@ pub(super) struct Scripts {
     pub admit_connection: Script,
     pub release_connection: Script,
     pub take_quota: Script,
+    pub hold_put: Script,
+    pub hold_cancel: Script,
+    pub hold_claim: Script,
+    pub hold_forget: Script,
 }
 
 impl Scripts {
@@ -33,10 +37,14 @@ impl Scripts {
             admit_connection: Script::new(include_str!("admit_connection.lua")),
             release_connection: Script::new(include_str!("release_connection.lua")),
             take_quota: Script::new(include_str!("take_quota.lua")),
+            hold_put: Script::new(include_str!("hold_put.lua")),
+            hold_cancel: Script::new(include_str!("hold_cancel.lua")),
+            hold_claim: Script::new(include_str!("hold_claim.lua")),
+            hold_forget: Script::new(include_str!("hold_forget.lua")),
         }
     }
 
-    pub(super) fn all(&self) -> [&Script; 12] {
+    pub(super) fn all(&self) -> [&Script; 16] {
         [
             &self.count,
             &self.join,
@@ -50,6 +58,10 @@ impl Scripts {
             &self.admit_connection,
             &self.release_connection,
             &self.take_quota,
+            &self.hold_put,
+            &self.hold_cancel,
+            &self.hold_claim,
+            &self.hold_forget,
         ]
     }
 }

@@ -57,6 +57,9 @@ pub struct Options {
     pub private_nats: bool,
     /// Start a redis-server for this cluster alone (so the test may kill it).
     pub private_redis: bool,
+    /// With `private_redis`: keep its data across restarts (append-only file, fsync always),
+    /// as a production Redis holding the webhook queue must.
+    pub durable_redis: bool,
     /// Start the webhook worker and a webhook receiver; the app's webhook points at it.
     pub webhooks: bool,
     /// Lines added to `[server]`.
@@ -73,6 +76,7 @@ impl Default for Options {
             cores: 1,
             private_nats: false,
             private_redis: false,
+            durable_redis: false,
             webhooks: false,
             server: String::new(),
             app: String::new(),
@@ -363,7 +367,9 @@ impl TestCluster {
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                if opts.durable_redis { "yes" } else { "no" },
+                "--appendfsync",
+                "always",
                 "--daemonize",
                 "no",
                 "--dir",
@@ -417,6 +423,7 @@ reap_interval_ms = {reap}
 [worker]
 health_port = {worker_port}
 retry_window_secs = 30
+reclaim_after_secs = 5
 
 [[apps]]
 id = "{CLUSTER_APP}"
@@ -1039,8 +1046,33 @@ async fn receive(mut stream: TcpStream) -> Result<Vec<Value>, String> {
             String::from_utf8_lossy(body)
         )
     })?;
-    json["events"]
+    // Delivery is at least once: a redelivered POST repeats its Idempotency-Key, which is
+    // kept on each event so tests can tell a redelivery from a second event.
+    let key = headers.get("idempotency-key").cloned();
+    let events = json["events"]
         .as_array()
         .cloned()
-        .ok_or_else(|| format!("no events array in {json}"))
+        .ok_or_else(|| format!("no events array in {json}"))?;
+    Ok(events
+        .into_iter()
+        .map(|mut e| {
+            if let (Some(key), Some(obj)) = (&key, e.as_object_mut()) {
+                obj.insert("_idempotency_key".into(), Value::String(key.clone()));
+            }
+            e
+        })
+        .collect())
+}
+
+/// `events` with redeliveries (a repeated Idempotency-Key and event) removed.
+pub fn distinct(events: &[Value]) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::new();
+    events
+        .iter()
+        .filter(|e| match e["_idempotency_key"].as_str() {
+            Some(key) => seen.insert((key.to_owned(), e.to_string())),
+            None => true,
+        })
+        .cloned()
+        .collect()
 }

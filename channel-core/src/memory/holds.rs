@@ -1,0 +1,86 @@
+//! Held leaving webhooks in memory (the embedded mode: one process is every replica).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::store::DueHold;
+
+#[derive(Default)]
+pub(super) struct Holds {
+    /// (app, key) → (job, when it is due).
+    pending: HashMap<(String, String), (String, Instant)>,
+}
+
+impl Holds {
+    pub(super) fn hold(
+        &mut self,
+        now: Instant,
+        app_id: &str,
+        key: &str,
+        job: String,
+        hold: Duration,
+    ) {
+        self.pending
+            .insert((app_id.to_owned(), key.to_owned()), (job, now + hold));
+    }
+
+    pub(super) fn cancel(&mut self, app_id: &str, key: &str) -> bool {
+        self.pending
+            .remove(&(app_id.to_owned(), key.to_owned()))
+            .is_some()
+    }
+
+    pub(super) fn claim_due(
+        &mut self,
+        now: Instant,
+        claim: Duration,
+        limit: usize,
+    ) -> Vec<DueHold> {
+        let mut due = Vec::new();
+        for ((app_id, key), (job, at)) in self.pending.iter_mut() {
+            if due.len() == limit {
+                break;
+            }
+            if *at <= now {
+                *at = now + claim;
+                due.push(DueHold {
+                    app_id: app_id.clone(),
+                    key: key.clone(),
+                    job: job.clone(),
+                });
+            }
+        }
+        due
+    }
+
+    pub(super) fn forget(&mut self, due: &DueHold) {
+        let k = (due.app_id.clone(), due.key.clone());
+        if self.pending.get(&k).is_some_and(|(job, _)| *job == due.job) {
+            self.pending.remove(&k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_come_due_once_and_returns_cancel_them() {
+        let mut h = Holds::default();
+        let t0 = Instant::now();
+        let hold = Duration::from_secs(3);
+        h.hold(t0, "a", "k1", "job1".into(), hold);
+        h.hold(t0, "a", "k2", "job2".into(), hold);
+        assert!(h.claim_due(t0, hold, 10).is_empty(), "not due yet");
+        assert!(h.cancel("a", "k2"));
+        assert!(!h.cancel("a", "k2"));
+        let due = h.claim_due(t0 + hold, hold, 10);
+        assert_eq!(due.len(), 1);
+        assert!(h.claim_due(t0 + hold, hold, 10).is_empty(), "claimed");
+        // A newer hold of the key replaces the claimed one; forgetting the old keeps it.
+        h.hold(t0 + hold, "a", "k1", "job1b".into(), hold);
+        h.forget(&due[0]);
+        assert_eq!(h.claim_due(t0 + hold * 2, hold, 10)[0].job, "job1b");
+    }
+}

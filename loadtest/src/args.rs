@@ -28,6 +28,9 @@ pub struct Options {
     pub drain_secs: u64,
     /// Seconds to hold the subscribed connections idle before measuring RSS.
     pub settle_secs: u64,
+    /// Extra subscribers that never read after subscribing (stalled clients): the others'
+    /// figures show whether they slow anyone else down.
+    pub stalled: usize,
 }
 
 pub const USAGE: &str =
@@ -35,7 +38,7 @@ pub const USAGE: &str =
   [--app-id app-id] [--key app-key]
   [--secret app-secret] [--connections 1000] [--channel load] [--events 100] [--rate 10]
   [--payload-bytes 100] [--connect-concurrency 200] [--server-pid PID[,PID…]]
-  [--drain-secs 5] [--settle-secs 2]
+  [--drain-secs 5] [--settle-secs 2] [--stalled 0]
 Opens the connections (spread over the --server addresses in turn), subscribes each to one channel, triggers timed events through the
 HTTP API and prints one JSON object: connect rate, RSS per idle subscribed connection,
 deliveries per second, latency percentiles, losses, server CPU per delivered message.";
@@ -84,6 +87,7 @@ impl Options {
                 .collect::<anyhow::Result<_>>()?,
             drain_secs: take("drain-secs", "5").parse().context("--drain-secs")?,
             settle_secs: take("settle-secs", "2").parse().context("--settle-secs")?,
+            stalled: take("stalled", "0").parse().context("--stalled")?,
         };
         let mut opts = opts;
         if opts.api.is_empty() {

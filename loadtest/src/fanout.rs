@@ -138,6 +138,11 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_secs(opts.settle_secs)).await;
     let rss_subscribed = procfs::rss_bytes(&opts.server_pids);
     let connected = sockets.len() as u64;
+    // Stalled clients: subscribed, then never read again; kept open until the end.
+    let mut stalled = Vec::with_capacity(opts.stalled);
+    for i in 0..opts.stalled {
+        stalled.push(open(&opts, &opts.servers[i % opts.servers.len()]).await?);
+    }
 
     let deadline = Arc::new(std::sync::Mutex::new(None));
     let expected = opts.events as u64;
@@ -192,6 +197,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
         .map(|(a, b)| (b.saturating_sub(a)) as f64 / connected as f64);
     Ok(json!({
         "scenario": "fanout",
+        "stalled_clients": stalled.len(),
         "connections": {"requested": opts.connections, "connected": connected, "errors": connect_errors,
                          "seconds": connect_secs, "per_second": connected as f64 / connect_secs},
         "server_rss_bytes": {"before": rss_before, "subscribed": rss_subscribed, "per_idle_subscribed_connection": per_conn},

@@ -80,6 +80,11 @@ struct SigninData {
 
 impl ClientFrame {
     pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
+        if !is_object(text) {
+            return Err(FrameError::InvalidJson(
+                "a frame must be a JSON object".into(),
+            ));
+        }
         let raw: RawFrame<'_> =
             serde_json::from_str(text).map_err(|e| FrameError::InvalidJson(e.to_string()))?;
         let event = raw.event.as_ref();
@@ -144,14 +149,27 @@ fn data_object<T: for<'de> Deserialize<'de> + Default>(
         return Ok(T::default());
     };
     let text = data.get();
+    let not_object = || FrameError::InvalidJson("data must be a JSON object".into());
     let parsed = if text.starts_with('"') {
         let inner: String =
             serde_json::from_str(text).map_err(|e| FrameError::InvalidJson(e.to_string()))?;
+        if !is_object(&inner) {
+            return Err(not_object());
+        }
         serde_json::from_str(&inner)
     } else {
+        if !is_object(text) {
+            return Err(not_object());
+        }
         serde_json::from_str(text)
     };
     parsed.map_err(|e| FrameError::InvalidJson(e.to_string()))
+}
+
+/// Whether `text` is a JSON object (or nothing else could parse). serde's derived
+/// `Deserialize` for a struct also takes an array, field by field; the protocol says objects.
+pub(crate) fn is_object(text: &str) -> bool {
+    text.trim_start().starts_with('{')
 }
 
 /// A JSON string's contents, or the raw text of any other JSON value.
@@ -261,6 +279,21 @@ pub fn watchlist_event(name: &str, user_ids: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing: serde takes arrays for structs; the protocol does not.
+    #[test]
+    fn arrays_are_not_frames_or_data() {
+        for text in [
+            r#"["pusher:subscribe",null,{"channel":"private-a","auth":"k:s"}]"#,
+            r#"["client-x","private-a",{"a":1}]"#,
+            r#"{"event":"pusher:subscribe","data":["private-a"]}"#,
+            r#"{"event":"pusher:subscribe","data":"["private-a"]"}"#,
+        ] {
+            assert!(ClientFrame::parse(text).is_err(), "{text}");
+        }
+        assert!(crate::presence::parse_channel_data(r#"[42,{"name":"x"}]"#, 1024).is_err());
+        assert!(crate::user::parse_user_data(r#"["12345",["1","2"]]"#).is_err());
+    }
 
     #[test]
     fn parses_subscribe_with_object_or_string_data() {

@@ -38,6 +38,9 @@ struct ChannelData<'a> {
 
 /// Parses presence `channel_data`; numeric user ids become their decimal string.
 pub fn parse_channel_data(data: &str, max_info_bytes: usize) -> Result<Member, ChannelDataError> {
+    if !crate::frame::is_object(data) {
+        return Err(ChannelDataError::InvalidJson("expected an object".into()));
+    }
     let parsed: ChannelData<'_> =
         serde_json::from_str(data).map_err(|e| ChannelDataError::InvalidJson(e.to_string()))?;
     let raw_id = parsed.user_id.ok_or(ChannelDataError::MissingUserId)?.get();

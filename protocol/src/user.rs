@@ -30,6 +30,9 @@ struct Raw {
 }
 
 pub fn parse_user_data(data: &str) -> Result<UserData, UserDataError> {
+    if !crate::frame::is_object(data) {
+        return Err(UserDataError::InvalidJson("expected an object".into()));
+    }
     let raw: Raw =
         serde_json::from_str(data).map_err(|e| UserDataError::InvalidJson(e.to_string()))?;
     let id = match raw.id {

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod channels;
 mod error;
+mod span;
 mod trigger;
 
 use std::sync::Arc;
@@ -22,8 +23,10 @@ use switchyard_apps::{App, AppStore};
 use switchyard_bus::{user_subject, Bus, Control, Envelope};
 use switchyard_listener::Body;
 use switchyard_protocol::rest::Query;
+use switchyard_telemetry::metrics;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::{Instrument, Span};
 
 pub use admin::{announce, new_app, AdminDeps};
 pub use error::ApiError;
@@ -62,23 +65,37 @@ impl Api {
 
     /// Handles a request under `/apps/` or `/admin/`.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        let routed = tokio::time::timeout(REQUEST_TIMEOUT, self.route(req))
+        let span = span::request(&req);
+        // The app a refusal is counted under: set once the app is known to exist, so a flood
+        // of made-up app ids cannot mint metric labels.
+        let mut known_app = None;
+        let routed = tokio::time::timeout(REQUEST_TIMEOUT, self.route(req, &mut known_app))
+            .instrument(span.clone())
             .await
             .unwrap_or_else(|_| {
                 Err(ApiError::Unavailable(format!(
                     "request not handled within {REQUEST_TIMEOUT:?}; try again"
                 )))
             });
+        let status = routed.as_ref().map_or_else(ApiError::status, |(s, _)| *s);
+        span.record("http.response.status_code", status.as_u16());
         match routed {
             Ok((status, body)) => switchyard_listener::json(status, body.to_string()),
             Err(e) => {
-                tracing::debug!(error = %e, status = %e.status(), "api request refused");
+                metrics::app(known_app.as_deref().unwrap_or("")).reject(e.reason());
+                span.in_scope(|| {
+                    tracing::debug!(error = %e, status = %e.status(), "api request refused");
+                });
                 e.into_response()
             }
         }
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Result<(StatusCode, Value), ApiError> {
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        known_app: &mut Option<String>,
+    ) -> Result<(StatusCode, Value), ApiError> {
         let method = req.method().clone();
         let authorization = admin::authorization(req.headers()).map(str::to_owned);
         let path = req.uri().path().to_owned();
@@ -113,7 +130,8 @@ impl Api {
         let ["apps", app_id, rest @ ..] = segments.as_slice() else {
             return Err(ApiError::NotFound(format!("no such endpoint: {path}")));
         };
-        let app = auth::authenticate(
+        Span::current().record("app_id", app_id);
+        let authenticated = auth::authenticate(
             self.deps.apps.as_ref(),
             app_id,
             method.as_str(),
@@ -121,7 +139,17 @@ impl Api {
             &query,
             &body,
         )
-        .await?;
+        .await;
+        let app = match authenticated {
+            Ok(app) => app,
+            // The app exists; the request was not signed by it (or it is disabled).
+            Err(e @ (ApiError::Unauthorized(_) | ApiError::Forbidden(_))) => {
+                *known_app = Some((*app_id).to_owned());
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        *known_app = Some(app.id.clone());
         if method == Method::GET {
             self.take_quota(&app, Quota::ReadRequests, 1).await?;
         }
@@ -216,6 +244,7 @@ pub async fn run(
             match req.uri().path() {
                 "/up" => switchyard_listener::health(true),
                 "/ready" => switchyard_listener::health(api.is_ready().await),
+                "/metrics" => metrics::endpoint(),
                 _ => api.handle(req).await,
             }
         })

@@ -1,6 +1,8 @@
 //! `POST /events` and `POST /batch_events`: validate, serialize each channel's frame once,
 //! publish it on the channel's subject.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use channel_core::Quota;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -8,6 +10,7 @@ use serde_json::{Map, Value};
 use switchyard_apps::App;
 use switchyard_bus::{channel_subject, Envelope};
 use switchyard_protocol::{frame, socket_id, Channel, ChannelKind};
+use switchyard_telemetry::metrics;
 
 use crate::error::ApiError;
 use crate::Api;
@@ -142,8 +145,17 @@ fn validate(app: &App, body: EventBody, batch: bool) -> Result<Trigger, ApiError
     })
 }
 
+/// Now in microseconds since the Unix epoch: when a trigger was accepted, carried to the edges
+/// for the fan-out latency histogram.
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 impl Api {
-    async fn publish(&self, app: &App, t: &Trigger) -> Result<(), ApiError> {
+    /// `accepted_us` is when the request passed authentication.
+    async fn publish(&self, app: &App, t: &Trigger, accepted_us: u64) -> Result<(), ApiError> {
         for channel in &t.channels {
             let out = frame::channel_event(&t.name, channel.name(), &t.data, None);
             if channel.is_cache() {
@@ -152,12 +164,15 @@ impl Api {
                     .cache_put(&app.id, channel.name(), out.clone())
                     .await?;
             }
-            let envelope = Envelope::frame(out, t.socket_id.clone());
+            let envelope = Envelope::frame(out, t.socket_id.clone()).accepted_at(accepted_us);
             self.deps
                 .bus
                 .publish(&channel_subject(&app.id, channel.name()), envelope)
                 .await?;
         }
+        let m = metrics::app(&app.id);
+        m.api_events.inc();
+        m.api_bytes.add(t.data.len() as u64);
         Ok(())
     }
 
@@ -181,9 +196,10 @@ impl Api {
     }
 
     pub(crate) async fn events(&self, app: &App, body: &[u8]) -> Result<Value, ApiError> {
+        let accepted = now_us();
         let trigger = validate(app, parse_json(body)?, false)?;
         self.take_quota(app, Quota::BackendEvents, 1).await?;
-        self.publish(app, &trigger).await?;
+        self.publish(app, &trigger, accepted).await?;
         if !trigger.info.any() {
             return Ok(Value::Object(Map::new()));
         }
@@ -192,6 +208,7 @@ impl Api {
     }
 
     pub(crate) async fn batch_events(&self, app: &App, body: &[u8]) -> Result<Value, ApiError> {
+        let accepted = now_us();
         let body: BatchBody = parse_json(body)?;
         if body.batch.is_empty() || body.batch.len() > app.max_batch_size {
             return Err(ApiError::BadRequest(format!(
@@ -208,7 +225,7 @@ impl Api {
         self.take_quota(app, Quota::BackendEvents, triggers.len() as u64)
             .await?;
         for t in &triggers {
-            self.publish(app, t).await?;
+            self.publish(app, t, accepted).await?;
         }
         if !triggers.iter().any(|t| t.info.any()) {
             return Ok(Value::Object(Map::new()));

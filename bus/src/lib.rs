@@ -10,7 +10,9 @@ mod subject;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use switchyard_telemetry::{trace, TraceParent};
 use tokio::sync::mpsc;
+use tracing::Span;
 
 pub use memory::MemoryBus;
 pub use nats::NatsBus;
@@ -28,6 +30,11 @@ pub struct Envelope {
     pub except_socket: Option<String>,
     /// A control instruction instead of a frame to deliver.
     pub control: Option<Control>,
+    /// The trace the message belongs to, when spans are exported; set by `publish`.
+    pub trace: Option<TraceParent>,
+    /// When the HTTP API accepted the trigger this frame comes from (microseconds since the
+    /// Unix epoch), for the fan-out latency histogram; `None` for other frames.
+    pub accepted_at_us: Option<u64>,
 }
 
 /// Instructions that travel on user subjects.
@@ -43,6 +50,8 @@ impl Envelope {
             payload: payload.into(),
             except_socket,
             control: None,
+            trace: None,
+            accepted_at_us: None,
         }
     }
 
@@ -51,8 +60,39 @@ impl Envelope {
             payload: Bytes::new(),
             except_socket: None,
             control: Some(control),
+            trace: None,
+            accepted_at_us: None,
         }
     }
+
+    /// Stamps when the trigger was accepted (see [`Envelope::accepted_at_us`]).
+    pub fn accepted_at(mut self, unix_us: u64) -> Envelope {
+        self.accepted_at_us = Some(unix_us);
+        self
+    }
+}
+
+/// What every backend's `publish` does first: inside a sampled trace, a `bus.publish` span for
+/// the hop; in any trace, the context the receiver continues. Returns the span to hold until
+/// the publish is done. With tracing off this is one relaxed load.
+fn publish_span(system: &'static str, subject: &str, envelope: &mut Envelope) -> Span {
+    if !trace::enabled() {
+        return Span::none();
+    }
+    let span = if trace::current_is_sampled() {
+        tracing::info_span!(
+            "bus.publish",
+            otel.kind = "producer",
+            messaging.system = system,
+            messaging.destination.name = subject,
+        )
+    } else {
+        Span::none()
+    };
+    if envelope.trace.is_none() {
+        envelope.trace = trace::of(&span).or_else(trace::current);
+    }
+    span
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use switchyard_telemetry::metrics;
 use tokio::sync::mpsc;
 
 use crate::{Bus, BusError, Envelope, Subscription};
@@ -56,12 +57,17 @@ impl Drop for Unsubscribe {
 
 #[async_trait]
 impl Bus for MemoryBus {
-    async fn publish(&self, subject: &str, envelope: Envelope) -> Result<(), BusError> {
+    async fn publish(&self, subject: &str, mut envelope: Envelope) -> Result<(), BusError> {
+        let _span = crate::publish_span("memory", subject, &mut envelope);
+        let metrics = metrics::process();
+        metrics.bus_published.inc();
         let inner = self.lock();
         if let Some(subs) = inner.subjects.get(subject) {
             for (_, tx) in subs {
                 // A closed receiver is a subscription being dropped right now: nothing to do.
-                let _ = tx.send(envelope.clone());
+                if tx.send(envelope.clone()).is_ok() {
+                    metrics.bus_received.inc();
+                }
             }
         }
         Ok(())

@@ -12,6 +12,7 @@ use async_nats::{Client, ConnectOptions, HeaderMap, HeaderName, HeaderValue, Sub
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use switchyard_telemetry::{loggable_url, metrics, TraceParent};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -31,6 +32,8 @@ const PING_INTERVAL: Duration = Duration::from_secs(5);
 
 const EXCEPT_HEADER: HeaderName = HeaderName::from_static("Sy-Except");
 const CONTROL_HEADER: HeaderName = HeaderName::from_static("Sy-Control");
+const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static("traceparent");
+const ACCEPTED_AT_HEADER: HeaderName = HeaderName::from_static("Sy-Accepted-At");
 const TERMINATE_USER: &str = "terminate-user";
 
 /// A [`Bus`] over one NATS connection. Cloning shares the connection.
@@ -50,9 +53,11 @@ impl NatsBus {
     pub const EXCEPT_HEADER: &'static str = "Sy-Except";
     /// Header carrying [`Envelope::control`]; its only value today is `terminate-user`.
     pub const CONTROL_HEADER: &'static str = "Sy-Control";
-    /// The W3C trace context header, reserved for the publisher's span once tracing
-    /// propagation lands; nothing writes or reads it yet.
+    /// The W3C trace context of [`Envelope::trace`]: the publisher's span, which the
+    /// receiving edge's spans continue.
     pub const TRACEPARENT_HEADER: &'static str = "traceparent";
+    /// [`Envelope::accepted_at_us`] in decimal.
+    pub const ACCEPTED_AT_HEADER: &'static str = "Sy-Accepted-At";
 
     /// Waits until everything published so far has been written to the server: for a
     /// short-lived process (the CLI) that must not exit with a message still buffered.
@@ -71,6 +76,7 @@ impl NatsBus {
     /// reconnects forever and re-subscribes every live [`Subscription`] itself.
     pub async fn connect(url: &str) -> Result<NatsBus, BusError> {
         let servers: Vec<&str> = url.split(',').map(str::trim).collect();
+        let shown = loggable_url(url);
         let options = ConnectOptions::new()
             .name("switchyard")
             .connection_timeout(CONNECT_TIMEOUT)
@@ -81,8 +87,8 @@ impl NatsBus {
             + Duration::from_secs(2);
         let client = timeout(bound, options.connect(servers))
             .await
-            .map_err(|_| unavailable(format!("connecting to NATS at {url} timed out")))?
-            .map_err(|e| unavailable(format!("connecting to NATS at {url}: {e}")))?;
+            .map_err(|_| unavailable(format!("connecting to NATS at {shown} timed out")))?
+            .map_err(|e| unavailable(format!("connecting to NATS at {shown}: {e}")))?;
         Ok(NatsBus { client })
     }
 
@@ -123,13 +129,8 @@ impl NatsBus {
             )),
         }
     }
-}
 
-#[async_trait]
-impl Bus for NatsBus {
-    /// Returns once the frame is queued for the socket, not when the server has it: waiting
-    /// for the server would cost a round trip per publish on the trigger path.
-    async fn publish(&self, subject: &str, envelope: Envelope) -> Result<(), BusError> {
+    async fn send(&self, subject: &str, envelope: Envelope) -> Result<(), BusError> {
         self.ensure_connected()?;
         let headers = encode_headers(&envelope)?;
         let send = self
@@ -144,11 +145,7 @@ impl Bus for NatsBus {
         }
     }
 
-    fn is_connected(&self) -> bool {
-        self.ensure_connected().is_ok()
-    }
-
-    async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError> {
+    async fn try_subscribe(&self, subject: &str) -> Result<Subscription, BusError> {
         self.ensure_connected()?;
         let subscriber = self
             .client
@@ -163,19 +160,51 @@ impl Bus for NatsBus {
     }
 }
 
+#[async_trait]
+impl Bus for NatsBus {
+    /// Returns once the frame is queued for the socket, not when the server has it: waiting
+    /// for the server would cost a round trip per publish on the trigger path.
+    async fn publish(&self, subject: &str, mut envelope: Envelope) -> Result<(), BusError> {
+        let _span = crate::publish_span("nats", subject, &mut envelope);
+        let sent = self.send(subject, envelope).await;
+        let metrics = metrics::process();
+        match sent {
+            Ok(()) => metrics.bus_published.inc(),
+            Err(_) => metrics.bus_errors.get("publish").inc(),
+        }
+        sent
+    }
+
+    fn is_connected(&self) -> bool {
+        self.ensure_connected().is_ok()
+    }
+
+    async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError> {
+        let subscribed = self.try_subscribe(subject).await;
+        if subscribed.is_err() {
+            metrics::process().bus_errors.get("subscribe").inc();
+        }
+        subscribed
+    }
+}
+
 /// Moves messages from the NATS subscriber into the [`Subscription`]'s queue.
 ///
 /// async-nats gives each subscriber a bounded queue and drops messages when it is full; this
 /// task drains it into the unbounded queue the trait promises (see [`crate::MemoryBus`] for
 /// why unbounded is right), so only a starved runtime could lose frames here.
 async fn forward(mut subscriber: Subscriber, tx: mpsc::UnboundedSender<Envelope>) {
+    let metrics = metrics::process();
     while let Some(message) = subscriber.next().await {
         match decode(message.headers.as_ref()) {
-            Ok((except_socket, control)) => {
+            Ok(routing) => {
+                metrics.bus_received.inc();
                 let envelope = Envelope {
                     payload: message.payload,
-                    except_socket,
-                    control,
+                    except_socket: routing.except_socket,
+                    control: routing.control,
+                    trace: routing.trace,
+                    accepted_at_us: routing.accepted_at_us,
                 };
                 if tx.send(envelope).is_err() {
                     return;
@@ -183,7 +212,10 @@ async fn forward(mut subscriber: Subscriber, tx: mpsc::UnboundedSender<Envelope>
             }
             // Delivering it as a frame could write a control message's empty payload to
             // sockets; dropping one message is the lesser harm.
-            Err(e) => tracing::warn!(subject = %message.subject, error = %e, "bus message dropped"),
+            Err(e) => {
+                metrics.bus_errors.get("decode").inc();
+                tracing::warn!(subject = %message.subject, error = %e, "bus message dropped");
+            }
         }
     }
 }
@@ -214,7 +246,22 @@ fn encode_headers(envelope: &Envelope) -> Result<HeaderMap, BusError> {
         };
         headers.insert(CONTROL_HEADER, value);
     }
+    if let Some(trace) = envelope.trace {
+        headers.insert(TRACEPARENT_HEADER, trace.encode().as_str());
+    }
+    if let Some(at) = envelope.accepted_at_us {
+        headers.insert(ACCEPTED_AT_HEADER, at.to_string().as_str());
+    }
     Ok(headers)
+}
+
+/// The envelope's fields that travel in headers.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Routing {
+    except_socket: Option<String>,
+    control: Option<Control>,
+    trace: Option<TraceParent>,
+    accepted_at_us: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,9 +272,10 @@ enum DecodeError {
 
 /// Headers back into routing fields. Missing headers mean "deliver to everyone"; an unknown
 /// control value is an error because a newer publisher meant something this node cannot do.
-fn decode(headers: Option<&HeaderMap>) -> Result<(Option<String>, Option<Control>), DecodeError> {
+/// A malformed trace context or timestamp only loses the trace link or the latency sample.
+fn decode(headers: Option<&HeaderMap>) -> Result<Routing, DecodeError> {
     let Some(headers) = headers else {
-        return Ok((None, None));
+        return Ok(Routing::default());
     };
     let except_socket = headers
         .get(EXCEPT_HEADER)
@@ -237,7 +285,18 @@ fn decode(headers: Option<&HeaderMap>) -> Result<(Option<String>, Option<Control
         Some(TERMINATE_USER) => Some(Control::TerminateUser),
         Some(other) => return Err(DecodeError::UnknownControl(other.to_owned())),
     };
-    Ok((except_socket, control))
+    let trace = headers
+        .get(TRACEPARENT_HEADER)
+        .and_then(|value| TraceParent::parse(value.as_str()));
+    let accepted_at_us = headers
+        .get(ACCEPTED_AT_HEADER)
+        .and_then(|value| value.as_str().parse().ok());
+    Ok(Routing {
+        except_socket,
+        control,
+        trace,
+        accepted_at_us,
+    })
 }
 
 fn unavailable(message: String) -> BusError {
@@ -252,6 +311,8 @@ mod tests {
     fn header_constants_agree() {
         assert_eq!(EXCEPT_HEADER.to_string(), NatsBus::EXCEPT_HEADER);
         assert_eq!(CONTROL_HEADER.to_string(), NatsBus::CONTROL_HEADER);
+        assert_eq!(TRACEPARENT_HEADER.to_string(), NatsBus::TRACEPARENT_HEADER);
+        assert_eq!(ACCEPTED_AT_HEADER.to_string(), NatsBus::ACCEPTED_AT_HEADER);
     }
 
     #[test]
@@ -260,6 +321,12 @@ mod tests {
             payload: "x".into(),
             except_socket: Some("123.456".to_owned()),
             control: Some(Control::TerminateUser),
+            trace: Some(TraceParent {
+                trace_id: 7,
+                span_id: 9,
+                sampled: true,
+            }),
+            accepted_at_us: Some(1_700_000_000_000_000),
         };
         let headers = encode_headers(&envelope).expect("encode");
         assert_eq!(
@@ -268,16 +335,38 @@ mod tests {
                 .map(HeaderValue::as_str),
             Some("terminate-user")
         );
+        assert_eq!(
+            headers
+                .get(NatsBus::TRACEPARENT_HEADER)
+                .map(HeaderValue::as_str),
+            Some("00-00000000000000000000000000000007-0000000000000009-01")
+        );
         let decoded = decode(Some(&headers)).expect("decode");
-        assert_eq!(decoded, (envelope.except_socket, envelope.control));
+        assert_eq!(
+            decoded,
+            Routing {
+                except_socket: envelope.except_socket,
+                control: envelope.control,
+                trace: envelope.trace,
+                accepted_at_us: envelope.accepted_at_us,
+            }
+        );
     }
 
     #[test]
     fn a_plain_frame_has_no_headers() {
         let headers = encode_headers(&Envelope::frame("x", None)).expect("encode");
         assert!(headers.is_empty());
-        assert_eq!(decode(Some(&headers)).expect("decode"), (None, None));
-        assert_eq!(decode(None).expect("decode"), (None, None));
+        assert_eq!(decode(Some(&headers)).expect("decode"), Routing::default());
+        assert_eq!(decode(None).expect("decode"), Routing::default());
+    }
+
+    #[test]
+    fn a_malformed_trace_context_is_ignored() {
+        let mut headers = HeaderMap::new();
+        headers.insert(NatsBus::TRACEPARENT_HEADER, "garbage");
+        headers.insert(NatsBus::ACCEPTED_AT_HEADER, "soon");
+        assert_eq!(decode(Some(&headers)).expect("decode"), Routing::default());
     }
 
     #[test]

@@ -133,7 +133,10 @@ async fn routing_headers_survive_the_round_trip(buses: Buses) {
             payload: "both".into(),
             except_socket: Some("9.9".to_owned()),
             control: Some(Control::TerminateUser),
+            trace: None,
+            accepted_at_us: None,
         },
+        Envelope::frame("stamped", None).accepted_at(1_700_000_000_000_001),
     ];
     let mut sub = buses.subscriber.subscribe(&subject).await.expect("sub");
     for envelope in &envelopes {
@@ -367,6 +370,8 @@ async fn nats_wire_format_is_the_frame_plus_headers() {
         payload: r#"{"event":"e","channel":"c","data":"{}"}"#.into(),
         except_socket: Some("1.2".to_owned()),
         control: Some(Control::TerminateUser),
+        trace: None,
+        accepted_at_us: None,
     };
     bus.publish(&subject, envelope.clone()).await.expect("pub");
     let message = timeout(RECV_TIMEOUT, raw_sub.next())

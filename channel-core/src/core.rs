@@ -94,8 +94,8 @@ impl Core {
             time_ms: now_ms(),
             only_url: None,
         };
-        if let Err(e) = self.webhooks.push(job).await {
-            tracing::error!(app_id = %app.id, error = %e, "webhook enqueue failed");
+        if let Err(e) = webhook_worker::push_with_retry(self.webhooks.as_ref(), job).await {
+            tracing::error!(app_id = %app.id, error = %e, "webhook enqueue failed; event dropped");
         }
     }
 

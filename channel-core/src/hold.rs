@@ -16,8 +16,11 @@ use crate::core::{now_ms, Core};
 use crate::store::DueHold;
 use crate::CoreError;
 
-/// How long a replica may take to send a due hold before another may send it.
-const CLAIM: Duration = Duration::from_secs(30);
+/// How long a replica may take to send a due hold before another may send it (or it tries
+/// again after a failed push). Short, so a webhook queue outage delays held webhooks by about
+/// this much after it ends; a push slower than this may be sent twice (same job, at least
+/// once), never lost.
+const CLAIM: Duration = Duration::from_secs(5);
 /// Holds sent per pass.
 const BATCH: usize = 100;
 

@@ -4,6 +4,7 @@
 mod cluster;
 mod env;
 mod server;
+mod telemetry;
 
 use std::collections::HashMap;
 
@@ -14,6 +15,7 @@ pub use cluster::{
     ApiSection, AppStoreSection, ClusterConfig, CoreSection, EdgeSection, WorkerSection,
 };
 pub use server::{LogFormat, ServerConfig};
+pub use telemetry::TelemetrySection;
 
 /// The whole configuration.
 #[derive(Debug, Clone)]
@@ -26,10 +28,19 @@ pub struct Config {
     pub core: CoreSection,
     pub worker: WorkerSection,
     pub app_store: AppStoreSection,
+    pub telemetry: TelemetrySection,
 }
 
 /// Sections besides `[server]` and `[[apps]]`; `SWITCHYARD_<SECTION>_<KEY>` overrides each key.
-const SECTIONS: [&str; 6] = ["cluster", "edge", "api", "core", "worker", "app_store"];
+const SECTIONS: [&str; 7] = [
+    "cluster",
+    "edge",
+    "api",
+    "core",
+    "worker",
+    "app_store",
+    "telemetry",
+];
 
 /// Every problem found in a configuration, one line each.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +83,9 @@ impl Config {
         let core: CoreSection = section(&mut table, "core", env, &mut errors);
         let worker: WorkerSection = section(&mut table, "worker", env, &mut errors);
         let app_store: AppStoreSection = section(&mut table, "app_store", env, &mut errors);
+        let mut telemetry: TelemetrySection = section(&mut table, "telemetry", env, &mut errors);
+        errors.extend(telemetry.apply_otel_env(env));
+        errors.extend(telemetry.validate());
         errors.extend(cluster::validate(&cluster, &edge, &core, &worker));
         errors.extend(app_store.validate());
         let mut server_table = match table.remove("server") {
@@ -123,6 +137,7 @@ impl Config {
                 core,
                 worker,
                 app_store,
+                telemetry,
             })
         } else {
             Err(ConfigErrors(errors))

@@ -8,6 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use switchyard_protocol::{frame, CloseCode};
+use switchyard_telemetry::metrics;
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
@@ -15,6 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::events;
 use crate::peer::{self, Mailbox, Outgoing, QueueLimit};
@@ -33,8 +35,11 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a connection ended.
 enum End {
-    /// The client closed or the socket failed: nothing left to send.
+    /// The socket failed: nothing left to send.
     Gone,
+    /// The client sent a close frame; the WebSocket layer has queued the answer (the same
+    /// code, or 1002 for an invalid one), which only needs flushing.
+    ClientClosed,
     /// We close with this code and reason.
     Close(u16, String),
 }
@@ -45,8 +50,10 @@ impl End {
     }
 }
 
-/// Sends `pusher:error` and closes: for a connection that never became a session.
-pub(crate) async fn refuse(mut ws: Socket, code: CloseCode) {
+/// Sends `pusher:error` and closes: for a connection that never became a session. `app_id` is
+/// the app it is counted under, empty when not known to exist.
+pub(crate) async fn refuse(mut ws: Socket, code: CloseCode, app_id: &str) {
+    metrics::app(app_id).reject(events::reason(code));
     let _ = ws
         .send(Message::text(frame::error(code.code(), code.reason())))
         .await;
@@ -73,36 +80,49 @@ async fn close(mut ws: Socket, code: u16, reason: &str) {
 pub(crate) async fn start(edge: Arc<Edge>, ws: Socket, app_key: &str, origin: Option<&str>) {
     let app = match edge.deps.apps.by_key(app_key).await {
         Ok(Some(app)) => app,
-        Ok(None) => return refuse(ws, CloseCode::AppNotFound).await,
+        Ok(None) => return refuse(ws, CloseCode::AppNotFound, "").await,
         Err(e) => {
             tracing::warn!(error = %e, "app lookup failed");
-            return refuse(ws, CloseCode::OverCapacity).await;
+            return refuse(ws, CloseCode::OverCapacity, "").await;
         }
     };
     if !app.enabled {
-        return refuse(ws, CloseCode::AppDisabled).await;
+        return refuse(ws, CloseCode::AppDisabled, &app.id).await;
     }
     if !app.allows_origin(origin) {
-        return refuse(ws, CloseCode::Unauthorized).await;
+        return refuse(ws, CloseCode::Unauthorized, &app.id).await;
     }
     let admission = match edge.admit(&app).await {
         Ok(admission) => admission,
-        Err(code) => return refuse(ws, code).await,
+        Err(code) => return refuse(ws, code, &app.id).await,
     };
     let (peer, mailbox) = peer::pair(QueueLimit {
         frames: edge.config.outbound_queue,
         bytes: edge.config.outbound_queue_bytes,
     });
     let mut session = Session::new(edge.next_socket_id(), app, peer);
+    let metrics = session.metrics.clone();
+    metrics.connections.inc();
     let (ws, end) = serve(&edge, &mut session, ws, mailbox, &admission.stop).await;
-    let channels: Vec<String> = session.channels.keys().cloned().collect();
-    for channel in channels {
-        events::leave(&edge, &mut session, &channel).await;
+    let span = session.span.clone();
+    async {
+        let channels: Vec<String> = session.channels.keys().cloned().collect();
+        for channel in channels {
+            events::leave(&edge, &mut session, &channel).await;
+        }
+        events::sign_out(&edge, &mut session).await;
+        edge.release(&session.app_id, admission).await;
     }
-    events::sign_out(&edge, &mut session).await;
-    edge.release(&session.app_id, admission).await;
-    if let End::Close(code, reason) = end {
-        close(ws, code, &reason).await;
+    .instrument(span)
+    .await;
+    metrics.connections.dec();
+    match end {
+        End::Close(code, reason) => close(ws, code, &reason).await,
+        End::ClientClosed => {
+            let mut ws = ws;
+            let _ = tokio::time::timeout(CLOSE_WAIT, ws.flush()).await;
+        }
+        End::Gone => {}
     }
 }
 
@@ -115,6 +135,7 @@ async fn serve(
 ) -> (Socket, End) {
     let activity = edge.config.activity_timeout;
     let hello = frame::connection_established(&session.socket_id, activity.as_secs());
+    sent(session, std::slice::from_ref(&hello));
     if ws.send(Message::text(hello)).await.is_err() {
         return (ws, End::Gone);
     }
@@ -158,17 +179,28 @@ async fn serve(
                 let text = match msg {
                     None => break End::Gone,
                     Some(Err(e)) => break read_error(e),
-                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Text(text))) => {
+                        session.metrics.client_messages.inc();
+                        session.metrics.client_bytes.add(text.len() as u64);
+                        text
+                    }
                     Some(Ok(Message::Binary(_))) => {
                         let err = frame::error(CloseCode::GenericError.code(), "binary frames are not supported; send JSON text frames");
                         if !bounded(ws.send(Message::text(err))).await { break End::Gone }
                         continue;
                     }
-                    Some(Ok(Message::Close(_))) => break End::Gone,
+                    Some(Ok(Message::Close(_))) => break End::ClientClosed,
                     // Pings are answered by the WebSocket layer; pongs only count as activity.
                     Some(Ok(_)) => continue,
                 };
-                let reply = events::dispatch(edge, session, &text).await;
+                // In the connection's span, for the log lines; the write path runs outside it,
+                // so a fan-out costs no span enter per socket.
+                let span = session.span.clone();
+                let reply = events::dispatch(edge, session, &text).instrument(span).await;
+                if let Some(reason) = reply.rejected {
+                    session.metrics.reject(reason);
+                }
+                sent(session, &reply.frames);
                 if !bounded(write_all(&mut ws, reply.frames)).await {
                     break End::Gone;
                 }
@@ -202,6 +234,16 @@ fn read_error(e: WsError) -> End {
         WsError::Protocol(e) => End::Close(1002, e.to_string()),
         _ => End::Gone,
     }
+}
+
+/// Counts frames this connection writes itself (fan-out is counted by the hub).
+fn sent(session: &Session, frames: &[String]) {
+    if frames.is_empty() {
+        return;
+    }
+    let bytes: usize = frames.iter().map(String::len).sum();
+    session.metrics.messages_sent.add(frames.len() as u64);
+    session.metrics.bytes_sent.add(bytes as u64);
 }
 
 /// Runs a write with [`WRITE_TIMEOUT`]; false if it failed or timed out.

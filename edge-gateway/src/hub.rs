@@ -6,13 +6,17 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use switchyard_bus::{Bus, BusError, Control, Envelope};
 use switchyard_protocol::CloseCode;
+use switchyard_telemetry::metrics::{self, AppMetrics};
+use switchyard_telemetry::trace;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tracing::field::Empty;
+use tracing::Span;
 
 use crate::peer::Peer;
 
@@ -33,6 +37,8 @@ struct Local {
     /// When the last socket left. The entry (and its bus subscription) lingers a little, so a
     /// client that leaves and comes back at once does not churn bus subscriptions.
     emptied: Option<Instant>,
+    /// The app's metrics, held so a fan-out looks nothing up.
+    metrics: Arc<AppMetrics>,
 }
 
 /// The task that moves bus messages into the hub; aborting it drops the bus subscription.
@@ -84,8 +90,18 @@ impl Hub {
             sockets: HashMap::new(),
             feed: Arc::new(OnceCell::new()),
             emptied: None,
+            metrics: metrics::app(&key.0),
         });
-        local.sockets.insert(socket_id.clone(), peer.clone());
+        let added = local
+            .sockets
+            .insert(socket_id.clone(), peer.clone())
+            .is_none();
+        if added && matches!(index, Index::Channel) {
+            local.metrics.subscriptions.inc();
+            if local.sockets.len() == 1 {
+                local.metrics.channels.inc();
+            }
+        }
         local.emptied = None;
         (local.sockets.len(), local.feed.clone())
     }
@@ -97,8 +113,14 @@ impl Hub {
         let Some(local) = map.get_mut(key) else {
             return 0;
         };
-        local.sockets.remove(socket_id);
+        let removed = local.sockets.remove(socket_id).is_some();
         let left = local.sockets.len();
+        if removed && matches!(index, Index::Channel) {
+            local.metrics.subscriptions.dec();
+            if left == 0 {
+                local.metrics.channels.dec();
+            }
+        }
         if left == 0 && local.emptied.is_none() {
             local.emptied = Some(Instant::now());
         }
@@ -136,7 +158,20 @@ impl Hub {
     }
 
     /// Writes a bus message to every local socket of `key`.
+    ///
+    /// Telemetry costs one span per fan-out inside a sampled trace (none otherwise) and a few
+    /// atomic adds per fan-out; per socket, only a local count.
     pub(crate) fn deliver(&self, index: Index, key: &Key, envelope: Envelope) {
+        let span = if envelope.trace.is_some_and(|t| t.sampled) && trace::enabled() {
+            tracing::info_span!(
+                "edge.fanout",
+                app_id = %key.0,
+                channel = %key.1,
+                recipients = Empty,
+            )
+        } else {
+            Span::none()
+        };
         let map = lock(self.map(index));
         let Some(local) = map.get(key) else {
             return;
@@ -155,12 +190,30 @@ impl Hub {
             }
         };
         let except = envelope.except_socket.as_deref();
+        let mut recipients = 0u64;
         for (socket_id, peer) in &local.sockets {
-            if Some(socket_id.as_ref()) != except {
-                peer.send(text.clone());
+            if Some(socket_id.as_ref()) != except && peer.send(text.clone()) {
+                recipients += 1;
             }
         }
+        span.record("recipients", recipients);
+        if recipients == 0 {
+            return;
+        }
+        let m = &local.metrics;
+        m.messages_sent.add(recipients);
+        m.bytes_sent.add(recipients * text.len() as u64);
+        if let Some(accepted) = envelope.accepted_at_us {
+            m.fanout_latency
+                .observe_us(now_us().saturating_sub(accepted));
+        }
     }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// Subscribes to `subject` and spawns the task that feeds its messages to `key`'s sockets.
@@ -174,7 +227,14 @@ pub(crate) async fn start_feed(
     let mut sub = bus.subscribe(subject).await?;
     let task = tokio::spawn(async move {
         while let Some(envelope) = sub.next().await {
-            hub.deliver(index, &key, envelope);
+            match envelope.trace.filter(|t| t.sampled && trace::enabled()) {
+                None => hub.deliver(index, &key, envelope),
+                Some(parent) => {
+                    let span = tracing::info_span!("edge.receive", otel.kind = "consumer");
+                    trace::set_parent(&span, parent);
+                    span.in_scope(|| hub.deliver(index, &key, envelope));
+                }
+            }
         }
     });
     Ok(Feed(task))

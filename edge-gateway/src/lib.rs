@@ -260,6 +260,7 @@ pub async fn run(
             match req.uri().path() {
                 "/up" => switchyard_listener::health(true),
                 "/ready" => switchyard_listener::health(edge.is_ready()),
+                "/metrics" => switchyard_telemetry::metrics::endpoint(),
                 _ => edge.handle(req, peer).await,
             }
         })

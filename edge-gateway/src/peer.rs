@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use switchyard_protocol::CloseCode;
+use switchyard_telemetry::metrics;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -92,23 +93,25 @@ impl Shared {
 }
 
 impl Peer {
-    /// Queues a frame without waiting. A queue over its frame or byte limit means a slow
-    /// consumer: the connection is closed with 4100 (and counted) rather than let it hold
-    /// ever more memory or slow down everyone else's fan-out.
-    pub fn send(&self, frame: Utf8Bytes) {
+    /// Queues a frame without waiting; false if it was not queued. A queue over its frame or
+    /// byte limit means a slow consumer: the connection is closed with 4100 (and counted)
+    /// rather than let it hold ever more memory or slow down everyone else's fan-out.
+    pub fn send(&self, frame: Utf8Bytes) -> bool {
         let mut queue = self.shared.queue();
         let limit = self.shared.limit;
         if queue.frames.len() >= limit.frames || queue.bytes + frame.len() > limit.bytes {
             drop(queue);
             if self.close(CloseCode::OverCapacity) {
                 SLOW_CONSUMERS.fetch_add(1, Ordering::Relaxed);
+                metrics::process().slow_consumers.inc();
             }
-            return;
+            return false;
         }
         queue.bytes += frame.len();
         queue.frames.push_back(frame);
         drop(queue);
         self.shared.wake.notify_one();
+        true
     }
 
     /// Asks the connection to close with `code`; the first request wins (and returns true).

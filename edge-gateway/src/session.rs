@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use switchyard_apps::App;
 use switchyard_protocol::user::UserData;
+use switchyard_telemetry::metrics::{self, AppMetrics};
+use tracing::Span;
 
 use crate::peer::Peer;
 
@@ -20,6 +22,11 @@ pub(crate) struct Session {
     /// Signed in, or subscribed to a channel that needed auth (for authorized-connection apps).
     pub authorized: bool,
     pub client_events: RateWindow,
+    /// The app's metrics, looked up once per connection.
+    pub metrics: Arc<AppMetrics>,
+    /// Names the app and socket on the log lines of this connection's event handling. Not
+    /// exported: a span open for hours helps no trace; subscribes get their own.
+    pub span: Span,
 }
 
 pub(crate) struct Subscribed {
@@ -30,7 +37,9 @@ pub(crate) struct Subscribed {
 impl Session {
     pub fn new(socket_id: Arc<str>, app: Arc<App>, peer: Peer) -> Session {
         Session {
+            span: tracing::info_span!("connection", app_id = %app.id, socket_id = %socket_id),
             socket_id,
+            metrics: metrics::app(&app.id),
             app_id: app.id.as_str().into(),
             app,
             peer,

@@ -12,6 +12,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use switchyard_listener::{error, Body};
 use switchyard_protocol::handshake;
+use switchyard_telemetry::metrics;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -26,6 +27,7 @@ const READ_BUFFER: usize = 2048;
 pub(crate) fn handle(edge: Arc<Edge>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     // Refused before the upgrade, so a flood from one address costs no WebSocket state.
     if !edge.ip_rate.allow(client_ip(&req, peer), Instant::now()) {
+        metrics::app("").reject("ip_rate");
         let mut res = error(
             StatusCode::TOO_MANY_REQUESTS,
             "too many new connections from this address; retry in a second",
@@ -72,7 +74,7 @@ pub(crate) fn handle(edge: Arc<Edge>, req: Request<Incoming>, peer: SocketAddr) 
                 .await;
         match handshake::app_key(&path, &query) {
             Ok(app_key) => connection::start(edge, ws, app_key, origin.as_deref()).await,
-            Err(code) => connection::refuse(ws, code).await,
+            Err(code) => connection::refuse(ws, code, "").await,
         }
     });
     let mut res = Response::new(Body::default());

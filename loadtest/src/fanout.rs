@@ -56,6 +56,42 @@ async fn open(opts: &Options, server: &str) -> anyhow::Result<Ws> {
     Ok(ws)
 }
 
+/// A subscriber that will never read: a tiny receive buffer, so the server's queue for it
+/// fills after kilobytes rather than after the megabytes loopback buffers would absorb.
+async fn open_stalled(opts: &Options, server: &str) -> anyhow::Result<WebSocketStream<TcpStream>> {
+    let addr = tokio::net::lookup_host(server)
+        .await?
+        .next()
+        .context("resolve server")?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_recv_buffer_size(4096)?;
+    let tcp = socket.connect(addr).await?;
+    let url = format!(
+        "ws://{server}/app/{}?protocol=7&client=loadgen&version=0.1",
+        opts.key
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
+    let sub = json!({"event": "pusher:subscribe", "data": {"channel": opts.channel}});
+    ws.send(Message::text(sub.to_string())).await?;
+    // Read up to the subscription's answer, then never again.
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .context("timed out waiting for a frame")?
+            .context("connection closed")??;
+        if msg
+            .to_text()
+            .is_ok_and(|t| t.contains("subscription_succeeded"))
+        {
+            return Ok(ws);
+        }
+    }
+}
+
 async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
@@ -141,7 +177,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
     // Stalled clients: subscribed, then never read again; kept open until the end.
     let mut stalled = Vec::with_capacity(opts.stalled);
     for i in 0..opts.stalled {
-        stalled.push(open(&opts, &opts.servers[i % opts.servers.len()]).await?);
+        stalled.push(open_stalled(&opts, &opts.servers[i % opts.servers.len()]).await?);
     }
 
     let deadline = Arc::new(std::sync::Mutex::new(None));

@@ -1,16 +1,21 @@
 //! `GrpcCore`: the `ChannelCore` trait over gRPC, for edges and the API in the distributed
 //! mode. Callers cannot tell it from the in-process `Core`.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use channel_core::{CachedEvent, ChannelCore, ChannelCounts, CoreError, CountReport, Quota};
 use switchyard_protocol::presence::Member;
+use switchyard_telemetry::{metrics, trace, TraceParent};
 use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+use tracing::{Instrument, Span};
 
 use crate::convert::{counts_from_wire, member_from_wire, member_to_wire, status_to_error};
 use crate::v1;
 use crate::v1::channel_core_client::ChannelCoreClient;
+use crate::SERVICE;
 
 /// Every call gives up after this long, so a hung core shows up as "unavailable" rather than
 /// as a stuck subscribe or API request.
@@ -35,9 +40,44 @@ impl GrpcCore {
         })
     }
 
-    fn client(&self) -> ChannelCoreClient<Channel> {
+    /// One call of `method`: a client span whose W3C context travels in the request metadata
+    /// (so core's spans join the caller's trace), the latency and failure metrics, and the
+    /// status mapped back to a `CoreError`.
+    async fn call<Req, Res, F, Fut>(
+        &self,
+        method: &'static str,
+        req: Req,
+        rpc: F,
+    ) -> Result<Response<Res>, CoreError>
+    where
+        F: FnOnce(ChannelCoreClient<Channel>, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Res>, Status>>,
+    {
+        let span = if trace::enabled() {
+            tracing::info_span!(
+                "grpc.client",
+                otel.name = method,
+                otel.kind = "client",
+                rpc.system = "grpc",
+                rpc.service = SERVICE,
+                rpc.method = method,
+            )
+        } else {
+            Span::none()
+        };
+        let mut request = Request::new(req);
+        if let Some(value) = trace::of(&span).and_then(|t| t.encode().parse().ok()) {
+            request.metadata_mut().insert(TraceParent::HEADER, value);
+        }
+        let started = Instant::now();
         // Cloning a tonic client is cheap and shares the connection.
-        self.client.clone()
+        let result = rpc(self.client.clone(), request).instrument(span).await;
+        let timing = metrics::process().grpc_client.get(method);
+        timing.latency.observe(started.elapsed());
+        if result.is_err() {
+            timing.errors.inc();
+        }
+        result.map_err(status_to_error)
     }
 }
 
@@ -55,10 +95,10 @@ impl ChannelCore for GrpcCore {
                 })
                 .collect(),
         };
-        self.client()
-            .report_counts(req)
-            .await
-            .map_err(status_to_error)?;
+        self.call("ReportCounts", req, |mut c, r| async move {
+            c.report_counts(r).await
+        })
+        .await?;
         Ok(())
     }
 
@@ -78,10 +118,10 @@ impl ChannelCore for GrpcCore {
             member: Some(member_to_wire(member)),
         };
         let reply = self
-            .client()
-            .join_presence(req)
-            .await
-            .map_err(status_to_error)?;
+            .call("JoinPresence", req, |mut c, r| async move {
+                c.join_presence(r).await
+            })
+            .await?;
         Ok(reply
             .into_inner()
             .members
@@ -103,19 +143,21 @@ impl ChannelCore for GrpcCore {
             edge: edge.to_owned(),
             socket_id: socket_id.to_owned(),
         };
-        self.client()
-            .leave_presence(req)
-            .await
-            .map_err(status_to_error)?;
+        self.call("LeavePresence", req, |mut c, r| async move {
+            c.leave_presence(r).await
+        })
+        .await?;
         Ok(())
     }
 
     async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, CoreError> {
         let reply = self
-            .client()
-            .members(channel_ref(app_id, channel))
-            .await
-            .map_err(status_to_error)?;
+            .call(
+                "Members",
+                channel_ref(app_id, channel),
+                |mut c, r| async move { c.members(r).await },
+            )
+            .await?;
         Ok(reply
             .into_inner()
             .members
@@ -126,10 +168,12 @@ impl ChannelCore for GrpcCore {
 
     async fn channel(&self, app_id: &str, channel: &str) -> Result<ChannelCounts, CoreError> {
         let reply = self
-            .client()
-            .channel(channel_ref(app_id, channel))
-            .await
-            .map_err(status_to_error)?;
+            .call(
+                "Channel",
+                channel_ref(app_id, channel),
+                |mut c, r| async move { c.channel(r).await },
+            )
+            .await?;
         Ok(counts_from_wire(Some(reply.into_inner())))
     }
 
@@ -142,7 +186,13 @@ impl ChannelCore for GrpcCore {
             app_id: app_id.to_owned(),
             prefix: prefix.to_owned(),
         };
-        let reply = self.client().channels(req).await.map_err(status_to_error)?;
+        let reply = self
+            .call(
+                "Channels",
+                req,
+                |mut c, r| async move { c.channels(r).await },
+            )
+            .await?;
         Ok(reply
             .into_inner()
             .channels
@@ -157,10 +207,12 @@ impl ChannelCore for GrpcCore {
         channel: &str,
     ) -> Result<Option<CachedEvent>, CoreError> {
         let reply = self
-            .client()
-            .cache_get(channel_ref(app_id, channel))
-            .await
-            .map_err(status_to_error)?;
+            .call(
+                "CacheGet",
+                channel_ref(app_id, channel),
+                |mut c, r| async move { c.cache_get(r).await },
+            )
+            .await?;
         let reply = reply.into_inner();
         Ok(reply.frame.map(|frame| CachedEvent {
             frame,
@@ -174,10 +226,12 @@ impl ChannelCore for GrpcCore {
             channel: channel.to_owned(),
             frame,
         };
-        self.client()
-            .cache_put(req)
-            .await
-            .map_err(status_to_error)?;
+        self.call(
+            "CachePut",
+            req,
+            |mut c, r| async move { c.cache_put(r).await },
+        )
+        .await?;
         Ok(())
     }
 
@@ -189,10 +243,10 @@ impl ChannelCore for GrpcCore {
         socket_id: &str,
     ) -> Result<(), CoreError> {
         let req = user_connection(app_id, user_id, edge, socket_id);
-        self.client()
-            .user_signed_in(req)
-            .await
-            .map_err(status_to_error)?;
+        self.call("UserSignedIn", req, |mut c, r| async move {
+            c.user_signed_in(r).await
+        })
+        .await?;
         Ok(())
     }
 
@@ -204,10 +258,10 @@ impl ChannelCore for GrpcCore {
         socket_id: &str,
     ) -> Result<(), CoreError> {
         let req = user_connection(app_id, user_id, edge, socket_id);
-        self.client()
-            .user_signed_out(req)
-            .await
-            .map_err(status_to_error)?;
+        self.call("UserSignedOut", req, |mut c, r| async move {
+            c.user_signed_out(r).await
+        })
+        .await?;
         Ok(())
     }
 
@@ -216,7 +270,9 @@ impl ChannelCore for GrpcCore {
             app_id: app_id.to_owned(),
             user_ids: user_ids.to_vec(),
         };
-        let reply = self.client().online(req).await.map_err(status_to_error)?;
+        let reply = self
+            .call("Online", req, |mut c, r| async move { c.online(r).await })
+            .await?;
         Ok(reply.into_inner().user_ids)
     }
 
@@ -225,10 +281,12 @@ impl ChannelCore for GrpcCore {
             edge: edge.to_owned(),
         };
         let reply = self
-            .client()
-            .heartbeat(req)
-            .await
-            .map_err(status_to_error)?;
+            .call(
+                "Heartbeat",
+                req,
+                |mut c, r| async move { c.heartbeat(r).await },
+            )
+            .await?;
         Ok(reply.into_inner().live)
     }
 
@@ -244,10 +302,10 @@ impl ChannelCore for GrpcCore {
             max,
         };
         let reply = self
-            .client()
-            .admit_connection(req)
-            .await
-            .map_err(status_to_error)?;
+            .call("AdmitConnection", req, |mut c, r| async move {
+                c.admit_connection(r).await
+            })
+            .await?;
         Ok(reply.into_inner().admitted)
     }
 
@@ -256,10 +314,10 @@ impl ChannelCore for GrpcCore {
             app_id: app_id.to_owned(),
             edge: edge.to_owned(),
         };
-        self.client()
-            .release_connection(req)
-            .await
-            .map_err(status_to_error)?;
+        self.call("ReleaseConnection", req, |mut c, r| async move {
+            c.release_connection(r).await
+        })
+        .await?;
         Ok(())
     }
 
@@ -277,10 +335,12 @@ impl ChannelCore for GrpcCore {
             per_second,
         };
         let reply = self
-            .client()
-            .take_quota(req)
-            .await
-            .map_err(status_to_error)?;
+            .call(
+                "TakeQuota",
+                req,
+                |mut c, r| async move { c.take_quota(r).await },
+            )
+            .await?;
         Ok(reply.into_inner().taken)
     }
 }

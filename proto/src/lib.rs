@@ -9,6 +9,9 @@ mod server;
 pub use client::GrpcCore;
 pub use server::{serve, CoreService};
 
+/// The gRPC service name, as spans name it (`rpc.service`).
+const SERVICE: &str = "switchyard.v1.ChannelCore";
+
 #[allow(clippy::all, clippy::pedantic, clippy::unwrap_used)]
 pub mod v1 {
     include!("generated/switchyard.v1.rs");

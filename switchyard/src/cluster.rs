@@ -12,6 +12,7 @@ use switchyard_bus::{Bus, NatsBus};
 use switchyard_config::Config;
 use switchyard_listener::Handler;
 use switchyard_proto::GrpcCore;
+use switchyard_telemetry::loggable_url;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,7 +25,12 @@ pub const WEBHOOK_GROUP: &str = "workers";
 pub async fn bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
     let bus = NatsBus::connect(&config.cluster.nats_url)
         .await
-        .with_context(|| format!("cannot connect to NATS at {}", config.cluster.nats_url))?;
+        .with_context(|| {
+            format!(
+                "cannot connect to NATS at {}",
+                loggable_url(&config.cluster.nats_url)
+            )
+        })?;
     Ok(Arc::new(bus))
 }
 
@@ -35,7 +41,12 @@ pub fn core_client(config: &Config) -> anyhow::Result<Arc<dyn ChannelCore>> {
 pub async fn store(config: &Config) -> anyhow::Result<RedisStore> {
     RedisStore::connect(&config.cluster.redis_url, &config.cluster.redis_namespace)
         .await
-        .with_context(|| format!("cannot connect to Redis at {}", config.cluster.redis_url))
+        .with_context(|| {
+            format!(
+                "cannot connect to Redis at {}",
+                loggable_url(&config.cluster.redis_url)
+            )
+        })
 }
 
 /// The webhook queue chosen by `[cluster] webhook_queue`; `consumer` names this process.
@@ -64,7 +75,12 @@ pub async fn webhook_queue(
     redis.reclaim_after = reclaim_after;
     let queue = RedisQueue::connect_with(&c.redis_url, redis)
         .await
-        .with_context(|| format!("cannot open the webhook queue in Redis at {}", c.redis_url))?;
+        .with_context(|| {
+            format!(
+                "cannot open the webhook queue in Redis at {}",
+                loggable_url(&c.redis_url)
+            )
+        })?;
     Ok(Arc::new(queue))
 }
 
@@ -81,7 +97,8 @@ fn rand_u32() -> u32 {
     nanos ^ std::process::id().rotate_left(16)
 }
 
-/// Serves `/up` (always 200) and `/ready` (200 while `ready` says so) on `listener`.
+/// Serves `/up` (always 200), `/ready` (200 while `ready` says so) and `/metrics` on
+/// `listener`.
 pub async fn serve_health<F, Fut>(listener: TcpListener, ready: F, shutdown: CancellationToken)
 where
     F: Fn() -> Fut + Send + Sync + 'static,
@@ -94,6 +111,7 @@ where
             match req.uri().path() {
                 "/up" => switchyard_listener::health(true),
                 "/ready" => switchyard_listener::health(ready().await),
+                "/metrics" => switchyard_telemetry::metrics::endpoint(),
                 path => switchyard_listener::error(
                     hyper::StatusCode::NOT_FOUND,
                     &format!("no such endpoint: {path}"),

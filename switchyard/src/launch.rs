@@ -1,6 +1,7 @@
 //! What every Switchyard binary does before and after its service runs: read `--config`,
-//! validate the whole configuration (exit 64 on any problem), set up logging, turn SIGTERM and
-//! Ctrl-C into a cancellation, and map the outcome to an exit status.
+//! validate the whole configuration (exit 64 on any problem), set up logging, span export and
+//! metrics, turn SIGTERM and Ctrl-C into a cancellation, flush the last spans and map the
+//! outcome to an exit status.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use switchyard_config::{Config, LogFormat};
 use switchyard_listener::Tls;
+use switchyard_telemetry::{Settings, Telemetry};
 use tokio_util::sync::CancellationToken;
 
 /// Exit status for an unusable configuration, as linkerd and sysexits' EX_USAGE use it.
@@ -45,14 +47,21 @@ where
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    init_logging(config.server.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Inside the runtime: the span exporter's gRPC channel is created on it.
+    let telemetry = match runtime.block_on(async { telemetry(&config) }) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
@@ -61,13 +70,39 @@ where
         tokio::spawn(stop_on_signal(shutdown.clone()));
         service(config, shutdown).await
     });
+    if let Err(e) = &result {
+        tracing::error!("{e:#}");
+    }
+    // While the runtime still runs: the last spans leave through it.
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
-        }
+        Err(_) => ExitCode::FAILURE,
     }
+}
+
+/// Logging, span export and metrics as `[server] log_format` and `[telemetry]` say. Spans
+/// are named after the binary unless `service_name` (or `OTEL_SERVICE_NAME`) says otherwise.
+fn telemetry(config: &Config) -> Result<Telemetry, switchyard_telemetry::TelemetryError> {
+    let t = &config.telemetry;
+    let binary = std::env::args()
+        .next()
+        .and_then(|arg0| {
+            Path::new(&arg0)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "switchyard".to_owned());
+    switchyard_telemetry::init(&Settings {
+        service_name: Some(t.service_name.clone())
+            .filter(|n| !n.is_empty())
+            .unwrap_or(binary),
+        json_logs: config.server.log_format == LogFormat::Json,
+        otlp_endpoint: Some(t.otlp_endpoint.clone()).filter(|e| !e.is_empty()),
+        sample_ratio: t.sample_ratio,
+        parent_based: t.parent_based,
+        metrics: t.metrics,
+    })
 }
 
 /// Reads the config file (if any) and the environment into a validated configuration.
@@ -77,16 +112,6 @@ pub fn load(path: Option<&str>) -> anyhow::Result<Config> {
         .transpose()?;
     let env: HashMap<String, String> = std::env::vars().collect();
     Ok(Config::load(text.as_deref(), &env)?)
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

@@ -147,6 +147,8 @@ fn router(edge: Arc<Edge>, api: Arc<Api>) -> Handler {
                 edge.handle(req, peer).await
             } else if path == "/up" || path == "/ready" {
                 switchyard_listener::json(StatusCode::OK, r#"{"ok":true}"#)
+            } else if path == "/metrics" {
+                switchyard_telemetry::metrics::endpoint()
             } else {
                 switchyard_listener::error(
                     StatusCode::NOT_FOUND,

@@ -1,8 +1,10 @@
 //! Webhook jobs, the queue they wait in, and the worker that signs and delivers them.
 
 mod deliver;
+mod depth;
 mod job;
 mod memory;
+mod push;
 mod receivers;
 mod redis_queue;
 mod retry;
@@ -22,6 +24,7 @@ use async_trait::async_trait;
 
 pub use job::{WebhookEvent, WebhookJob};
 pub use memory::MemoryQueue;
+pub use push::push_with_retry;
 pub use redis_queue::{RedisQueue, RedisQueueConfig, DEFAULT_GROUP, DEFAULT_STREAM_KEY};
 pub use sqs_queue::{SqsQueue, SqsQueueConfig};
 pub use worker::{matches, run, wants, WorkerConfig};
@@ -92,4 +95,10 @@ pub trait WebhookQueue: Send + Sync {
     /// Ends the lease for good: the job was delivered, rejected or dead-lettered. Acking an
     /// unknown or already-acked id is not an error.
     async fn ack(&self, id: &LeaseId) -> Result<(), QueueError>;
+
+    /// Jobs pushed and not yet acked (waiting or leased), as well as the backend can tell
+    /// cheaply (SQS: approximately); `None` if it cannot. For the queue-depth gauge only.
+    async fn depth(&self) -> Result<Option<u64>, QueueError> {
+        Ok(None)
+    }
 }

@@ -17,6 +17,9 @@ pub struct MemoryQueue {
     // simply take turns.
     rx: Mutex<mpsc::UnboundedReceiver<WebhookJob>>,
     next_id: AtomicU64,
+    /// Pushed and not yet acked, counted here: the receiver cannot be asked while a pull
+    /// holds it.
+    unacked: AtomicU64,
 }
 
 impl MemoryQueue {
@@ -28,6 +31,7 @@ impl MemoryQueue {
             // Lease ids feed the receivers' idempotency keys; a random start keeps a restarted
             // process from reusing the previous run's keys.
             next_id: AtomicU64::new(u64::from(rand::random::<u32>()) << 20),
+            unacked: AtomicU64::new(0),
         }
     }
 
@@ -52,7 +56,9 @@ impl WebhookQueue for MemoryQueue {
         // Cannot fail while `self` holds the receiver; kept as an error rather than a panic.
         self.tx
             .send(job)
-            .map_err(|_| QueueError::Unavailable("memory queue receiver is gone".into()))
+            .map_err(|_| QueueError::Unavailable("memory queue receiver is gone".into()))?;
+        self.unacked.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn pull(&self, max: usize, wait: Duration) -> Result<Vec<Leased>, QueueError> {
@@ -73,6 +79,14 @@ impl WebhookQueue for MemoryQueue {
     }
 
     async fn ack(&self, _id: &LeaseId) -> Result<(), QueueError> {
+        // Acking twice is allowed, so the count must not wrap below zero.
+        let _ = self
+            .unacked
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         Ok(())
+    }
+
+    async fn depth(&self) -> Result<Option<u64>, QueueError> {
+        Ok(Some(self.unacked.load(Ordering::Relaxed)))
     }
 }

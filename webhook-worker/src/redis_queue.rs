@@ -173,6 +173,19 @@ impl WebhookQueue for RedisQueue {
     async fn ack(&self, id: &LeaseId) -> Result<(), QueueError> {
         self.inner.ack(id.as_str()).await
     }
+
+    /// The stream's length: acked entries are deleted, so this is waiting plus leased.
+    async fn depth(&self) -> Result<Option<u64>, QueueError> {
+        let c = &self.inner.config;
+        let mut conn = self.inner.commands.clone();
+        let mut cmd = redis::cmd("XLEN");
+        cmd.arg(&c.stream_key);
+        let len: u64 = bounded(c.command_timeout, "XLEN", async move {
+            cmd.query_async(&mut conn).await
+        })
+        .await?;
+        Ok(Some(len))
+    }
 }
 
 impl Inner {

@@ -5,7 +5,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use switchyard_apps::{App, Webhook};
+use switchyard_telemetry::metrics::{self, WebhookOutcome};
+use switchyard_telemetry::{loggable_url, trace};
 use tokio::time::Instant;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::deliver::{self, Outcome};
 use crate::worker::Context;
@@ -69,7 +73,7 @@ pub(crate) async fn deliver(
         let outcome = match ctx.apps.by_id(app_id).await {
             Ok(Some(app)) => attempt(ctx, &app, hook, events, idempotency_key).await,
             Ok(None) => {
-                tracing::warn!(%app_id, url = %hook.url, event = first, count, "app no longer exists; webhook dropped");
+                tracing::warn!(%app_id, url = %loggable_url(&hook.url), event = first, count, "app no longer exists; webhook dropped");
                 return Finished::AppGone;
             }
             Err(e) => Outcome::Retry(e.to_string()),
@@ -77,16 +81,16 @@ pub(crate) async fn deliver(
         let reason = match outcome {
             Outcome::Delivered => return Finished::Delivered,
             Outcome::Rejected(status) => {
-                tracing::warn!(%app_id, url = %hook.url, %status, event = first, count, "webhook rejected; dead-lettered, not retried");
+                tracing::warn!(%app_id, url = %loggable_url(&hook.url), %status, event = first, count, "webhook rejected; dead-lettered, not retried");
                 return Finished::GaveUp(format!("receiver rejected the webhook: {status}"));
             }
             Outcome::Retry(reason) => reason,
         };
         let Some(delay) = backoff.next_delay() else {
-            tracing::error!(%app_id, url = %hook.url, %reason, event = first, count, "webhook dead-lettered: still failing after the retry window");
+            tracing::error!(%app_id, url = %loggable_url(&hook.url), %reason, event = first, count, "webhook dead-lettered: still failing after the retry window");
             return Finished::GaveUp(reason);
         };
-        tracing::debug!(%app_id, url = %hook.url, %reason, ?delay, "webhook will be retried");
+        tracing::debug!(%app_id, url = %loggable_url(&hook.url), %reason, ?delay, "webhook will be retried");
         tokio::time::sleep(delay).await;
     }
 }
@@ -111,14 +115,46 @@ async fn attempt(
     // than 300 s.
     let body =
         Bytes::from(serde_json::json!({ "time_ms": now_ms(), "events": events }).to_string());
-    deliver::post(
+    let span = attempt_span(app, hook, events.len());
+    let outcome = deliver::post(
         app,
         hook,
         &body,
         idempotency_key,
         ctx.config.request_timeout,
     )
-    .await
+    .instrument(span.clone())
+    .await;
+    let (counted, code) = match &outcome {
+        Outcome::Delivered => (WebhookOutcome::Delivered, "ok"),
+        Outcome::Rejected(_) => (WebhookOutcome::Rejected, "error"),
+        Outcome::Retry(_) => (WebhookOutcome::Failed, "error"),
+    };
+    span.record("otel.status_code", code);
+    metrics::app(&app.id).webhook_attempt(counted);
+    outcome
+}
+
+/// One POST's span: the receiver's host only (a URL's path and query may hold a token), never
+/// the body. A root of its own, sampled by ratio: the trigger that caused it is long gone.
+fn attempt_span(app: &App, hook: &Webhook, events: usize) -> Span {
+    if !trace::enabled() {
+        return Span::none();
+    }
+    let host = hook
+        .url
+        .parse::<hyper::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_owned))
+        .unwrap_or_default();
+    tracing::info_span!(
+        "webhook.deliver",
+        otel.kind = "client",
+        otel.status_code = Empty,
+        app_id = %app.id,
+        server.address = host,
+        webhook.events = events,
+    )
 }
 
 fn now_ms() -> u64 {

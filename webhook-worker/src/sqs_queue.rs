@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message};
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message, QueueAttributeName};
 use aws_sdk_sqs::Client;
 
 use crate::{LeaseId, Leased, QueueError, WebhookJob, WebhookQueue};
@@ -150,6 +150,30 @@ impl WebhookQueue for SqsQueue {
             Some(handle) => self.inner.delete(&handle).await,
             None => Ok(()),
         }
+    }
+
+    /// Visible plus in-flight messages, as SQS approximates them.
+    async fn depth(&self) -> Result<Option<u64>, QueueError> {
+        let inner = &self.inner;
+        let ask = inner
+            .client
+            .get_queue_attributes()
+            .queue_url(&inner.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send();
+        let answer = bounded(inner.command_timeout, "GetQueueAttributes", ask).await?;
+        let count = |name| {
+            answer
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(Some(
+            count(QueueAttributeName::ApproximateNumberOfMessages)
+                + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
     }
 }
 

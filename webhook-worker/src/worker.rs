@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_apps::{App, AppStore, Webhook};
+use switchyard_telemetry::{loggable_url, metrics};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch;
 use crate::dead_letter::{DeadLetters, Failure, MemoryDeadLetters};
+use crate::depth;
 use crate::receivers::Receivers;
 use crate::retry::{self, Backoff, Finished};
 use crate::{Leased, WebhookEvent, WebhookJob, WebhookQueue};
@@ -149,6 +151,7 @@ pub async fn run_with_dead_letters(
         dead_letters,
         config,
     });
+    tokio::spawn(depth::sample(queue.clone(), shutdown.clone()));
     let mut failing = PullBackoff::default();
     loop {
         let Some(mut held) = take_slots(&slots, ctx.config.pull_batch, &shutdown).await else {
@@ -285,9 +288,10 @@ async fn process(ctx: &Arc<Context>, app: &App, leased: &Leased) {
 /// and the log line keeps what the store could not.
 pub(crate) async fn give_up(ctx: &Context, given_up: &[Leased], url: Option<&str>, error: &str) {
     for Leased { job, .. } in given_up {
+        metrics::app(&job.app_id).webhook_dead_letters.inc();
         let failure = Failure::now(job.clone(), url, error);
         if let Err(e) = ctx.dead_letters.record(failure).await {
-            tracing::error!(app_id = %job.app_id, url = url.unwrap_or(""), event = job.event.name(), channel = job.event.channel(), time_ms = job.time_ms, error = %e, "could not keep a dead letter; the webhook is lost");
+            tracing::error!(app_id = %job.app_id, url = %loggable_url(url.unwrap_or("")), event = job.event.name(), channel = job.event.channel(), time_ms = job.time_ms, error = %e, "could not keep a dead letter; the webhook is lost");
         }
     }
 }

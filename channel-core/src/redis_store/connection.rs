@@ -3,10 +3,12 @@
 
 use std::fmt::Display;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, FromRedisValue, RedisResult, ScriptInvocation, ServerErrorKind};
+use switchyard_telemetry::{metrics, trace};
+use tracing::{Instrument, Span};
 
 use super::keys::Keys;
 use super::scripts::Scripts;
@@ -48,7 +50,7 @@ impl RedisStore {
         inv: &ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         let mut con = self.con.clone();
-        timed(inv.invoke_async(&mut con)).await
+        observed("script", "EVALSHA", timed(inv.invoke_async(&mut con))).await
     }
 
     /// Runs a script that may add a holding of `edge` in `app_id`, recording the app in the
@@ -65,7 +67,7 @@ impl RedisStore {
             .ignore()
             .invoke_script(inv);
         let mut con = self.con.clone();
-        let (value,): (T,) = timed(async {
+        let call = timed(async {
             // A pipeline does not load scripts by itself: after a Redis restart or
             // SCRIPT FLUSH, load and retry once (the SADD is idempotent).
             match pipe.query_async(&mut con).await {
@@ -75,8 +77,8 @@ impl RedisStore {
                 }
                 other => other,
             }
-        })
-        .await?;
+        });
+        let (value,): (T,) = observed("indexed_script", "SADD EVALSHA", call).await?;
         Ok(value)
     }
 
@@ -85,8 +87,36 @@ impl RedisStore {
         pipe: &redis::Pipeline,
     ) -> Result<T, StoreError> {
         let mut con = self.con.clone();
-        timed(pipe.query_async(&mut con)).await
+        observed("pipeline", "PIPELINE", timed(pipe.query_async(&mut con))).await
     }
+}
+
+/// One Redis round trip as telemetry sees it: a client span inside a sampled trace (the gRPC
+/// call or reap it serves is its parent), and the latency and failure metrics under `op`.
+async fn observed<T>(
+    op: &'static str,
+    command: &'static str,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let span = if trace::current_is_sampled() {
+        tracing::info_span!(
+            "redis",
+            otel.name = command,
+            otel.kind = "client",
+            db.system = "redis",
+            db.operation.name = command,
+        )
+    } else {
+        Span::none()
+    };
+    let started = Instant::now();
+    let result = call.instrument(span).await;
+    let timing = metrics::process().redis.get(op);
+    timing.latency.observe(started.elapsed());
+    if result.is_err() {
+        timing.errors.inc();
+    }
+    result
 }
 
 async fn timed<T>(call: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {

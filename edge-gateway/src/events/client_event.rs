@@ -89,9 +89,13 @@ pub(crate) async fn handle(
                 .map_or(0, |d| d.as_millis() as u64),
             only_url: None,
         };
-        if let Err(e) = edge.deps.webhooks.push(job).await {
-            tracing::error!(error = %e, "client_event webhook enqueue failed");
-        }
+        // Retries must not stall this connection's reads, so they run on their own.
+        let queue = edge.deps.webhooks.clone();
+        tokio::spawn(async move {
+            if let Err(e) = webhook_worker::push_with_retry(queue.as_ref(), job).await {
+                tracing::error!(error = %e, "client_event webhook enqueue failed; event dropped");
+            }
+        });
     }
     Reply::none()
 }

@@ -10,6 +10,7 @@ mod unsubscribe;
 use std::sync::Arc;
 
 use switchyard_protocol::{frame, ClientFrame, CloseCode};
+use tracing::Instrument;
 
 use crate::session::Session;
 use crate::Edge;
@@ -22,6 +23,8 @@ pub(crate) use unsubscribe::leave;
 pub(crate) struct Reply {
     pub frames: Vec<String>,
     pub close: Option<CloseCode>,
+    /// Why the client's frame was refused, for the rejection metric.
+    pub rejected: Option<&'static str>,
 }
 
 impl Reply {
@@ -30,16 +33,14 @@ impl Reply {
     }
 
     pub fn frame(frame: String) -> Reply {
-        Reply {
-            frames: vec![frame],
-            close: None,
-        }
+        Reply::frames(vec![frame])
     }
 
     pub fn frames(frames: Vec<String>) -> Reply {
         Reply {
             frames,
             close: None,
+            rejected: None,
         }
     }
 
@@ -48,12 +49,38 @@ impl Reply {
         Reply {
             frames: vec![frame::error(code.code(), message)],
             close: Some(code),
+            rejected: Some(reason(code)),
         }
     }
 
     /// A `pusher:error` that leaves the connection open.
     pub fn error(code: CloseCode, message: &str) -> Reply {
-        Reply::frame(frame::error(code.code(), message))
+        Reply {
+            rejected: Some(reason(code)),
+            ..Reply::frame(frame::error(code.code(), message))
+        }
+    }
+}
+
+/// The `reason` label of the rejection metric for a refusal with `code`.
+pub(crate) fn reason(code: CloseCode) -> &'static str {
+    match code {
+        CloseCode::TlsOnly => "tls_only",
+        CloseCode::AppNotFound => "app_not_found",
+        CloseCode::AppDisabled => "app_disabled",
+        CloseCode::OverConnectionQuota => "over_connection_quota",
+        CloseCode::PathNotFound => "path_not_found",
+        CloseCode::InvalidVersion => "invalid_version",
+        CloseCode::UnsupportedProtocol => "unsupported_protocol",
+        CloseCode::NoProtocolVersion => "no_protocol_version",
+        CloseCode::Unauthorized => "unauthorized",
+        CloseCode::OverCapacity => "over_capacity",
+        CloseCode::ReconnectImmediately => "reconnect",
+        CloseCode::PongNotReceived => "pong_not_received",
+        CloseCode::ClosedAfterInactivity => "inactive",
+        CloseCode::ClientEventRejected => "client_event_rejected",
+        CloseCode::WatchlistTooLarge => "watchlist_too_large",
+        CloseCode::GenericError => "invalid_frame",
     }
 }
 
@@ -72,7 +99,12 @@ pub(crate) async fn dispatch(edge: &Arc<Edge>, session: &mut Session, text: &str
             channel,
             auth,
             channel_data,
-        } => subscribe::handle(edge, session, channel, auth, channel_data).await,
+        } => {
+            let span = subscribe::span(&channel);
+            subscribe::handle(edge, session, channel, auth, channel_data)
+                .instrument(span)
+                .await
+        }
         ClientFrame::Unsubscribe { channel } => unsubscribe::handle(edge, session, &channel).await,
         ClientFrame::Signin { auth, user_data } => {
             signin::handle(edge, session, &auth, &user_data).await

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use switchyard_bus::channel_subject;
 use switchyard_protocol::presence::{self, Member};
 use switchyard_protocol::{frame, signature, Channel, ChannelKind, CloseCode};
+use switchyard_telemetry::trace;
+use tracing::Span;
 
 use crate::hub::{self, Index};
 use crate::session::{Session, Subscribed};
@@ -15,6 +17,15 @@ use super::Reply;
 
 /// Why a subscription was refused: message and HTTP-like status for `subscription_error`.
 struct Refusal(String, u16);
+
+/// The span of one subscribe: the root of the trace through core and Redis (created only
+/// while spans are exported, so a subscribe costs nothing extra otherwise).
+pub(crate) fn span(channel: &str) -> Span {
+    if !trace::enabled() {
+        return Span::none();
+    }
+    tracing::info_span!("edge.subscribe", otel.kind = "server", channel)
+}
 
 pub(crate) async fn handle(
     edge: &Arc<Edge>,
@@ -182,8 +193,11 @@ fn refuse(channel: &str, Refusal(message, status): Refusal) -> Reply {
     } else {
         CloseCode::GenericError
     };
-    Reply::frames(vec![
-        frame::error(code.code(), &format!("{channel}: {message}")),
-        frame::subscription_error(channel, error_type, &message, status),
-    ])
+    Reply {
+        rejected: Some("subscription_refused"),
+        ..Reply::frames(vec![
+            frame::error(code.code(), &format!("{channel}: {message}")),
+            frame::subscription_error(channel, error_type, &message, status),
+        ])
+    }
 }

@@ -31,7 +31,10 @@ fn main() -> ExitCode {
         );
         let reap_every = Duration::from_millis(config.core.reap_interval_ms);
         tokio::spawn(core.clone().run_reaper(reap_every, shutdown.clone()));
-        tokio::spawn(core.clone().run_holds(switchyard::HOLD_CHECK_EVERY, shutdown.clone()));
+        tokio::spawn(
+            core.clone()
+                .run_holds(switchyard::HOLD_CHECK_EVERY, shutdown.clone()),
+        );
 
         let health = launch::bind(
             &config.server.host,

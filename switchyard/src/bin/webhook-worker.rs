@@ -69,11 +69,14 @@ async fn dead_letters(config: &Config) -> anyhow::Result<Arc<dyn DeadLetters>> {
     let url = &config.cluster.redis_url;
     let store = RedisDeadLetters::connect(url, &key, DEFAULT_DEAD_LETTER_CAP)
         .await
-        .with_context(|| format!("cannot open the dead letters in Redis at {url}"))?;
+        .with_context(|| {
+            let url = switchyard_telemetry::loggable_url(url);
+            format!("cannot open the dead letters in Redis at {url}")
+        })?;
     Ok(Arc::new(store))
 }
 
-/// `/up`, `/ready` and, under `/admin/`, the dead-letter endpoints.
+/// `/up`, `/ready`, `/metrics` and, under `/admin/`, the dead-letter endpoints.
 async fn serve_health(
     listener: tokio::net::TcpListener,
     admin: Arc<Admin>,
@@ -84,6 +87,7 @@ async fn serve_health(
         Box::pin(async move {
             match req.uri().path() {
                 "/up" | "/ready" => switchyard_listener::health(true),
+                "/metrics" => switchyard_telemetry::metrics::endpoint(),
                 path if path.starts_with(ADMIN_PREFIX) => {
                     let (status, body) = admin.handle(req).await;
                     switchyard_listener::json(status, body.to_string())

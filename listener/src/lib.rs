@@ -20,6 +20,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -37,17 +38,34 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Listener {
     pub tcp: TcpListener,
     pub tls: Option<Arc<Tls>>,
+    /// Connections served at once at most; at the limit the accept loop waits, so new
+    /// clients queue in the kernel's backlog instead of costing this process anything.
+    pub max_open: Option<usize>,
 }
 
 impl From<TcpListener> for Listener {
     fn from(tcp: TcpListener) -> Listener {
-        Listener { tcp, tls: None }
+        Listener {
+            tcp,
+            tls: None,
+            max_open: None,
+        }
     }
 }
 
 impl Listener {
     pub fn new(tcp: TcpListener, tls: Option<Arc<Tls>>) -> Listener {
-        Listener { tcp, tls }
+        Listener {
+            tcp,
+            tls,
+            max_open: None,
+        }
+    }
+
+    /// Caps the connections served at once (accept backpressure).
+    pub fn with_max_open(mut self, max: usize) -> Listener {
+        self.max_open = Some(max);
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -67,8 +85,17 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let Listener { tcp, tls } = listener.into();
+    let Listener { tcp, tls, max_open } = listener.into();
+    let slots = max_open.map(|max| Arc::new(Semaphore::new(max)));
     loop {
+        // At the cap, wait for a connection to end before accepting another.
+        let slot = match &slots {
+            None => None,
+            Some(slots) => tokio::select! {
+                () = shutdown.cancelled() => break,
+                slot = slots.clone().acquire_owned() => slot.ok(),
+            },
+        };
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = tcp.accept() => accepted,
@@ -87,6 +114,7 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         let tls = tls.clone();
         tracker.spawn(async move {
+            let _slot = slot;
             let Some(tls) = tls else {
                 return serve_connection(stream, peer, handler, shutdown).await;
             };

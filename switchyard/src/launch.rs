@@ -151,7 +151,23 @@ pub async fn bind_public(
     if let Some(tls) = &tls {
         watch_tls(config, tls, shutdown);
     }
-    Ok(switchyard_listener::Listener::new(tcp, tls))
+    Ok(with_backpressure(
+        config,
+        switchyard_listener::Listener::new(tcp, tls),
+    ))
+}
+
+/// With `[server] max_edge_connections`, accepting pauses a little above the cap: up to the
+/// cap connections are served, the next few are refused with 4100 (so clients back off), and
+/// beyond that new ones wait in the kernel's backlog rather than cost memory here.
+pub fn with_backpressure(
+    config: &Config,
+    listener: switchyard_listener::Listener,
+) -> switchyard_listener::Listener {
+    match config.server.max_edge_connections {
+        0 => listener,
+        max => listener.with_max_open(max + max / 10 + 16),
+    }
 }
 
 /// The certificate `[server]` names, loaded; `None` without one.

@@ -43,7 +43,8 @@ impl Server {
         let tcp = switchyard_listener::bind(host, port)
             .await
             .with_context(|| format!("cannot listen on {host}:{port}"))?;
-        let listener = Listener::new(tcp, launch::tls(&config)?);
+        let listener =
+            launch::with_backpressure(&config, Listener::new(tcp, launch::tls(&config)?));
         let apps = app_store::backend(&config).await?;
         Ok(Server {
             listener,

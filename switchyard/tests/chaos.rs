@@ -156,6 +156,7 @@ async fn the_cluster_survives_each_part_failing() {
                 .iter_mut()
                 .chain(c.cores.iter_mut())
                 .chain(std::iter::once(&mut c.api))
+                .chain(c.worker.iter_mut())
             {
                 s.wait_ready(Duration::from_secs(20)).await;
             }

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
             "health checks",
         )
         .await?;
-        tokio::spawn(serve_health(health, admin, shutdown.clone()));
+        tokio::spawn(serve_health(health, admin, queue.clone(), shutdown.clone()));
         let worker_config = WorkerConfig {
             concurrency: config.worker.concurrency,
             retry_window: Duration::from_secs(config.worker.retry_window_secs),
@@ -80,13 +80,17 @@ async fn dead_letters(config: &Config) -> anyhow::Result<Arc<dyn DeadLetters>> {
 async fn serve_health(
     listener: tokio::net::TcpListener,
     admin: Arc<Admin>,
+    queue: Arc<dyn WebhookQueue>,
     shutdown: CancellationToken,
 ) {
     let handler: Handler = Arc::new(move |req, _| {
-        let admin = admin.clone();
+        let (admin, queue) = (admin.clone(), queue.clone());
         Box::pin(async move {
             match req.uri().path() {
-                "/up" | "/ready" => switchyard_listener::health(true),
+                "/up" => switchyard_listener::health(true),
+                // A round trip to the queue (Redis XLEN, SQS attributes): not ready while the
+                // queue is unreachable.
+                "/ready" => switchyard_listener::health(queue.depth().await.is_ok()),
                 "/metrics" => switchyard_telemetry::metrics::endpoint(),
                 path if path.starts_with(ADMIN_PREFIX) => {
                     let (status, body) = admin.handle(req).await;

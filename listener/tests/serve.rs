@@ -1,6 +1,6 @@
-//! TLS on the listener with real handshakes: the configured certificate is served, a renewed
-//! one replaces it for new connections without a restart, and a broken file on disk leaves the
-//! current one in place.
+//! The listener with real sockets: TLS handshakes (the configured certificate is served, a
+//! renewed one replaces it for new connections without a restart, a broken file on disk leaves
+//! the current one in place) and accept backpressure at the connection cap.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -140,4 +140,42 @@ fn missing_or_mismatched_files_are_named_in_the_error() {
     assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
     let err = Tls::load(&fixture("cert-a.pem"), &fixture("key-b.pem")).expect_err("mismatch");
     assert!(err.to_string().contains("key-b.pem"), "{err}");
+}
+
+/// At `max_open`, a further client is not served until a connection ends.
+#[tokio::test]
+async fn accepting_pauses_at_the_cap() {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = tcp.local_addr().expect("addr");
+    let handler: Handler = Arc::new(|_, _| Box::pin(async { switchyard_listener::health(true) }));
+    let stop = CancellationToken::new();
+    tokio::spawn(switchyard_listener::serve(
+        Listener::from(tcp).with_max_open(1),
+        handler,
+        stop.clone(),
+        TaskTracker::new(),
+    ));
+    let first = TcpStream::connect(addr).await.expect("first");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut second = TcpStream::connect(addr)
+        .await
+        .expect("second (kernel backlog)");
+    second
+        .write_all(b"GET /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(300), second.read(&mut buf)).await;
+    assert!(early.is_err(), "served while the only slot was taken");
+    drop(first);
+    let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf))
+        .await
+        .expect("served once the slot freed")
+        .expect("read");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    stop.cancel();
 }

@@ -188,3 +188,37 @@ pub fn watch_tls(config: &Config, tls: &Arc<Tls>, shutdown: &CancellationToken) 
     let every = Duration::from_secs(config.server.tls_reload_secs);
     tokio::spawn(tls.clone().watch(every, shutdown.clone()));
 }
+
+/// Runs a one-shot command (`switchyard apps …`, `webhook-worker dead-letters …`): loads the
+/// config (exit 64 if it is unusable), runs `command` on a small runtime and prints the lines
+/// it returns; an error is printed and exits 1.
+pub fn command<F, Fut>(config_path: Option<&str>, command: F) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = anyhow::Result<Vec<String>>>,
+{
+    let config = match load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("invalid configuration:\n{e:#}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(command(config)));
+    match result {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

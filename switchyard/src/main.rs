@@ -42,39 +42,15 @@ fn apps_command(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match launch::load(path.as_deref()) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("invalid configuration:\n{e:#}");
-            return ExitCode::from(64);
-        }
-    };
-    let run = async {
+    launch::command(path.as_deref(), |config| async move {
         let store = app_store::backend(&config).await?;
         let changed = command.changes().map(str::to_owned);
         let lines = command.run(store.as_ref()).await?;
         if let Some(id) = changed {
             announce(&config, &id).await;
         }
-        anyhow::Ok(lines)
-    };
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(run));
-    match result {
-        Ok(lines) => {
-            for line in lines {
-                println!("{line}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+        Ok(lines)
+    })
 }
 
 /// Tells running services about the change at once; without NATS they see it within the

@@ -115,14 +115,7 @@ fn dead_letters_command(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match launch::load(path.as_deref()) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("invalid configuration:\n{e:#}");
-            return ExitCode::from(64);
-        }
-    };
-    let run = async {
+    launch::command(path.as_deref(), |config| async move {
         let letters = dead_letters(&config).await?;
         // Only a replay touches the queue; opening the Redis one would create its stream
         // and group, a side effect `list` should not have.
@@ -133,23 +126,6 @@ fn dead_letters_command(args: &[String]) -> ExitCode {
             }
             DeadLetterCommand::List { .. } => Arc::new(MemoryQueue::new()),
         };
-        anyhow::Ok(command.run(&*letters, &*queue).await?)
-    };
-    let lines = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(run));
-    match lines {
-        Ok(lines) => {
-            for line in lines {
-                println!("{line}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{e:#}");
-            ExitCode::FAILURE
-        }
-    }
+        Ok(command.run(&*letters, &*queue).await?)
+    })
 }

@@ -4,14 +4,17 @@
 //! local Redis (127.0.0.1:6379) and the local SQS-compatible server (127.0.0.1:9324), with a
 //! webhook receiver in the test. Jobs are told apart by their channel names.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use support::{read_request, HttpRequest};
 use switchyard_protocol::signature::sign;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use webhook_worker::{
     RedisQueue, SqsQueue, SqsQueueConfig, WebhookEvent, WebhookJob, WebhookQueue,
@@ -294,43 +297,12 @@ async fn receive(
     delay: Duration,
     received: &Mutex<HashMap<String, usize>>,
 ) -> Result<(), String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
-            return Err("closed inside the head".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let headers: HashMap<String, String> = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no content-length in {head:?}"))?;
-    while buf.len() < head_end + length {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("read body: {e}"))?;
-        if n == 0 {
-            return Err("closed inside the body".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = &buf[head_end..head_end + length];
+    let HttpRequest {
+        head,
+        headers,
+        body,
+    } = read_request(&mut stream).await?;
+    let body = body.as_slice();
     if headers.get("x-pusher-key").map(String::as_str) != Some(KEY) {
         return Err(format!("bad X-Pusher-Key in {head:?}"));
     }

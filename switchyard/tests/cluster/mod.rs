@@ -28,7 +28,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{event_of, string_data, token, Client, Incoming, Rest, WAIT};
+use crate::support::{
+    event_of, read_request, string_data, token, Client, HttpRequest, Incoming, Rest, WAIT,
+};
 
 pub const CLUSTER_APP: &str = "app-id";
 pub const CLUSTER_KEY: &str = "app-key";
@@ -988,46 +990,12 @@ pub fn count_per_user(events: &[Value], name: &str, channel: &str) -> HashMap<St
 
 /// Reads one HTTP request, answers 200, and returns the events of its body.
 async fn receive(mut stream: TcpStream) -> Result<Vec<Value>, String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
-            return Err(format!(
-                "connection closed inside the head: {:?}",
-                String::from_utf8_lossy(&buf)
-            ));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let headers: HashMap<String, String> = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no content-length in {head:?}"))?;
-    while buf.len() < head_end + length {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("read body: {e}"))?;
-        if n == 0 {
-            return Err("connection closed inside the body".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = &buf[head_end..head_end + length];
+    let HttpRequest {
+        head,
+        headers,
+        body,
+    } = read_request(&mut stream).await?;
+    let body = body.as_slice();
     let _ = stream
         .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         .await;

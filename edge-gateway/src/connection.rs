@@ -9,7 +9,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use switchyard_protocol::{frame, CloseCode};
 use switchyard_telemetry::metrics;
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -23,7 +23,10 @@ use crate::peer::{self, Mailbox, Outgoing, QueueLimit};
 use crate::session::Session;
 use crate::Edge;
 
-pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
+/// Boxed: the socket's state (a few hundred bytes) is moved through several async fns, and each
+/// would otherwise keep its own slot for it in the connection task, which lives as long as the
+/// connection does.
+pub(crate) type Socket = Box<WebSocketStream<TokioIo<Upgraded>>>;
 
 /// Frames written per flush when several are queued: one syscall for a burst.
 const WRITE_BATCH: usize = 64;
@@ -66,7 +69,7 @@ async fn close(mut ws: Socket, code: u16, reason: &str) {
         reason: reason.into(),
     };
     // Bounded: a stalled client must not keep the task (and its memory) alive.
-    match tokio::time::timeout(CLOSE_WAIT, ws.close(Some(close))).await {
+    match tokio::time::timeout(CLOSE_WAIT, WebSocketStream::close(&mut ws, Some(close))).await {
         Ok(Ok(())) => {}
         _ => return,
     }
@@ -80,21 +83,23 @@ async fn close(mut ws: Socket, code: u16, reason: &str) {
 pub(crate) async fn start(edge: Arc<Edge>, ws: Socket, app_key: &str, origin: Option<&str>) {
     let app = match edge.deps.apps.by_key(app_key).await {
         Ok(Some(app)) => app,
-        Ok(None) => return refuse(ws, CloseCode::AppNotFound, "").await,
+        Ok(None) => return Box::pin(refuse(ws, CloseCode::AppNotFound, "")).await,
         Err(e) => {
             tracing::warn!(error = %e, "app lookup failed");
-            return refuse(ws, CloseCode::OverCapacity, "").await;
+            return Box::pin(refuse(ws, CloseCode::OverCapacity, "")).await;
         }
     };
     if !app.enabled {
-        return refuse(ws, CloseCode::AppDisabled, &app.id).await;
+        return Box::pin(refuse(ws, CloseCode::AppDisabled, &app.id)).await;
     }
     if !app.allows_origin(origin) {
-        return refuse(ws, CloseCode::Unauthorized, &app.id).await;
+        return Box::pin(refuse(ws, CloseCode::Unauthorized, &app.id)).await;
     }
-    let admission = match edge.admit(&app).await {
+    // Rare or one-off steps run boxed (here and below), so the task that lives as long as the
+    // connection is only as large as its steady state: memory per idle connection.
+    let admission = match Box::pin(edge.admit(&app)).await {
         Ok(admission) => admission,
-        Err(code) => return refuse(ws, code, &app.id).await,
+        Err(code) => return Box::pin(refuse(ws, code, &app.id)).await,
     };
     let (peer, mailbox) = peer::pair(QueueLimit {
         frames: edge.config.outbound_queue,
@@ -104,20 +109,20 @@ pub(crate) async fn start(edge: Arc<Edge>, ws: Socket, app_key: &str, origin: Op
     let metrics = session.metrics.clone();
     metrics.connections.inc();
     let (ws, end) = serve(&edge, &mut session, ws, mailbox, &admission.stop).await;
-    let span = session.span.clone();
-    async {
+    let span = session.span();
+    Box::pin(async {
         let channels: Vec<String> = session.channels.keys().cloned().collect();
         for channel in channels {
             events::leave(&edge, &mut session, &channel).await;
         }
         events::sign_out(&edge, &mut session).await;
         edge.release(&session.app_id, admission).await;
-    }
+    })
     .instrument(span)
     .await;
     metrics.connections.dec();
     match end {
-        End::Close(code, reason) => close(ws, code, &reason).await,
+        End::Close(code, reason) => Box::pin(close(ws, code, &reason)).await,
         End::ClientClosed => {
             let mut ws = ws;
             let _ = tokio::time::timeout(CLOSE_WAIT, ws.flush()).await;
@@ -139,17 +144,18 @@ async fn serve(
     if ws.send(Message::text(hello)).await.is_err() {
         return (ws, End::Gone);
     }
-    let idle = sleep(activity);
-    tokio::pin!(idle);
-    let mut awaiting_pong = false;
-    let auth_deadline = session
-        .app
-        .require_authorized_connections
-        .then(|| Instant::now() + Duration::from_secs(session.app.authorization_timeout_secs));
-    let auth_timer = sleep_until(
-        auth_deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365)),
-    );
-    tokio::pin!(auth_timer);
+    // One timer for both deadlines (idle/pong and authorization): each timer is memory held
+    // by every connection for its whole life.
+    let mut timers = Timers {
+        idle_at: Instant::now() + activity,
+        awaiting_pong: false,
+        auth_at: session
+            .app
+            .require_authorized_connections
+            .then(|| Instant::now() + Duration::from_secs(session.app.authorization_timeout_secs)),
+    };
+    let timer = sleep_until(timers.next(session.authorized));
+    tokio::pin!(timer);
     let end = loop {
         tokio::select! {
             biased;
@@ -158,15 +164,15 @@ async fn serve(
             } else {
                 CloseCode::AppDisabled
             }),
-            () = &mut auth_timer, if auth_deadline.is_some() && !session.authorized => {
-                break End::Close(CloseCode::Unauthorized.code(), "Connection not authorized within timeout".into());
-            }
             out = mailbox.next() => {
                 let frame = match out {
                     Outgoing::Close(code) => break End::code(code),
                     Outgoing::Frame(frame) => frame,
                 };
-                let written = tokio::time::timeout(WRITE_TIMEOUT, write_batch(&mut ws, &mailbox, frame)).await;
+                // Boxed like every await in these arms: the biggest arm sets the size of the
+                // task every idle connection keeps. One small allocation per batch of frames,
+                // whatever their size.
+                let written = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, write_batch(&mut ws, &mailbox, frame))).await;
                 match written {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break End::Gone,
@@ -174,8 +180,8 @@ async fn serve(
                 }
             }
             msg = ws.next() => {
-                idle.as_mut().reset(Instant::now() + activity);
-                awaiting_pong = false;
+                timers.active(Instant::now() + activity);
+                timer.as_mut().reset(timers.next(session.authorized));
                 let text = match msg {
                     None => break End::Gone,
                     Some(Err(e)) => break read_error(e),
@@ -195,8 +201,10 @@ async fn serve(
                 };
                 // In the connection's span, for the log lines; the write path runs outside it,
                 // so a fan-out costs no span enter per socket.
-                let span = session.span.clone();
-                let reply = events::dispatch(edge, session, &text).instrument(span).await;
+                let span = session.span();
+                let reply = Box::pin(events::dispatch(edge, session, &text))
+                    .instrument(span)
+                    .await;
                 if let Some(reason) = reply.rejected {
                     session.metrics.reject(reason);
                 }
@@ -208,19 +216,76 @@ async fn serve(
                     break End::code(code);
                 }
             }
-            () = &mut idle => {
-                if awaiting_pong {
-                    break End::code(CloseCode::PongNotReceived);
+            () = &mut timer => {
+                let now = Instant::now();
+                match timers.due(now, session.authorized) {
+                    Due::Nothing => {}
+                    Due::Unauthorized => break End::Close(CloseCode::Unauthorized.code(), "Connection not authorized within timeout".into()),
+                    Due::PongMissing => break End::code(CloseCode::PongNotReceived),
+                    Due::Ping => {
+                        if !bounded(ws.send(Message::text(frame::ping()))).await {
+                            break End::Gone;
+                        }
+                        timers.pinged(Instant::now() + edge.config.pong_timeout);
+                    }
                 }
-                if !bounded(ws.send(Message::text(frame::ping()))).await {
-                    break End::Gone;
-                }
-                awaiting_pong = true;
-                idle.as_mut().reset(Instant::now() + edge.config.pong_timeout);
+                timer.as_mut().reset(timers.next(session.authorized));
             }
         }
     };
     (ws, end)
+}
+
+/// A connection's deadlines: the idle ping, the pong after it, and authorization.
+struct Timers {
+    /// When to ping (or, while `awaiting_pong`, when to give up on the pong).
+    idle_at: Instant,
+    awaiting_pong: bool,
+    /// For apps that require authorized connections: the deadline to sign in or subscribe to
+    /// an authorized channel.
+    auth_at: Option<Instant>,
+}
+
+/// What a timer firing means.
+#[derive(Debug, PartialEq)]
+enum Due {
+    Nothing,
+    Unauthorized,
+    Ping,
+    PongMissing,
+}
+
+impl Timers {
+    /// The client sent something: it is alive.
+    fn active(&mut self, idle_at: Instant) {
+        self.idle_at = idle_at;
+        self.awaiting_pong = false;
+    }
+
+    fn pinged(&mut self, pong_by: Instant) {
+        self.idle_at = pong_by;
+        self.awaiting_pong = true;
+    }
+
+    /// When the timer should fire next.
+    fn next(&self, authorized: bool) -> Instant {
+        match self.auth_at {
+            Some(auth_at) if !authorized => auth_at.min(self.idle_at),
+            _ => self.idle_at,
+        }
+    }
+
+    fn due(&self, now: Instant, authorized: bool) -> Due {
+        if self.auth_at.is_some_and(|at| !authorized && now >= at) {
+            Due::Unauthorized
+        } else if now < self.idle_at {
+            Due::Nothing
+        } else if self.awaiting_pong {
+            Due::PongMissing
+        } else {
+            Due::Ping
+        }
+    }
 }
 
 fn read_error(e: WsError) -> End {
@@ -248,7 +313,10 @@ fn sent(session: &Session, frames: &[String]) {
 
 /// Runs a write with [`WRITE_TIMEOUT`]; false if it failed or timed out.
 async fn bounded(write: impl std::future::Future<Output = Result<(), WsError>>) -> bool {
-    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
+    matches!(
+        Box::pin(tokio::time::timeout(WRITE_TIMEOUT, write)).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn write_all(ws: &mut Socket, frames: Vec<String>) -> Result<(), WsError> {
@@ -272,4 +340,48 @@ async fn write_batch(ws: &mut Socket, mailbox: &Mailbox, first: Utf8Bytes) -> Re
         }
     }
     ws.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timers(auth_in: Option<u64>) -> (Instant, Timers) {
+        let t0 = Instant::now();
+        let timers = Timers {
+            idle_at: t0 + Duration::from_secs(120),
+            awaiting_pong: false,
+            auth_at: auth_in.map(|s| t0 + Duration::from_secs(s)),
+        };
+        (t0, timers)
+    }
+
+    #[test]
+    fn idle_then_ping_then_missing_pong() {
+        let (t0, mut t) = timers(None);
+        assert_eq!(t.next(false), t0 + Duration::from_secs(120));
+        assert_eq!(t.due(t0 + Duration::from_secs(119), false), Due::Nothing);
+        assert_eq!(t.due(t0 + Duration::from_secs(120), false), Due::Ping);
+        t.pinged(t0 + Duration::from_secs(150));
+        assert_eq!(t.next(false), t0 + Duration::from_secs(150));
+        assert_eq!(t.due(t0 + Duration::from_secs(149), false), Due::Nothing);
+        assert_eq!(
+            t.due(t0 + Duration::from_secs(150), false),
+            Due::PongMissing
+        );
+        t.active(t0 + Duration::from_secs(300));
+        assert_eq!(t.due(t0 + Duration::from_secs(151), false), Due::Nothing);
+    }
+
+    #[test]
+    fn the_authorization_deadline_applies_only_until_authorized() {
+        let (t0, t) = timers(Some(30));
+        assert_eq!(t.next(false), t0 + Duration::from_secs(30));
+        assert_eq!(
+            t.due(t0 + Duration::from_secs(30), false),
+            Due::Unauthorized
+        );
+        assert_eq!(t.next(true), t0 + Duration::from_secs(120));
+        assert_eq!(t.due(t0 + Duration::from_secs(30), true), Due::Nothing);
+    }
 }

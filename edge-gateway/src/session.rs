@@ -24,9 +24,6 @@ pub(crate) struct Session {
     pub client_events: RateWindow,
     /// The app's metrics, looked up once per connection.
     pub metrics: Arc<AppMetrics>,
-    /// Names the app and socket on the log lines of this connection's event handling. Not
-    /// exported: a span open for hours helps no trace; subscribes get their own.
-    pub span: Span,
 }
 
 pub(crate) struct Subscribed {
@@ -37,7 +34,6 @@ pub(crate) struct Subscribed {
 impl Session {
     pub fn new(socket_id: Arc<str>, app: Arc<App>, peer: Peer) -> Session {
         Session {
-            span: tracing::info_span!("connection", app_id = %app.id, socket_id = %socket_id),
             socket_id,
             metrics: metrics::app(&app.id),
             app_id: app.id.as_str().into(),
@@ -48,6 +44,13 @@ impl Session {
             authorized: false,
             client_events: RateWindow::default(),
         }
+    }
+
+    /// Names the app and socket on the log lines of this connection's event handling. Made
+    /// per use rather than held: a span kept for the connection's life costs every idle
+    /// connection several hundred bytes, and client messages are rare next to deliveries.
+    pub fn span(&self) -> Span {
+        tracing::info_span!("connection", app_id = %self.app_id, socket_id = %self.socket_id)
     }
 
     pub fn key(&self, name: &str) -> (Arc<str>, Arc<str>) {

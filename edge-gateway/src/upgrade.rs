@@ -21,10 +21,15 @@ use crate::connection::{self, Socket};
 use crate::Edge;
 
 /// Bytes read from the socket at a time. Small because it is allocated per connection for
-/// its whole life; larger frames grow it on demand.
-const READ_BUFFER: usize = 2048;
+/// its whole life (it is most of an idle connection's memory): client messages are mostly
+/// under it, and a larger frame grows the buffer for as long as it takes to read.
+const READ_BUFFER: usize = 256;
 
-pub(crate) fn handle(edge: Arc<Edge>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub(crate) fn handle(
+    edge: Arc<Edge>,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
     // Refused before the upgrade, so a flood from one address costs no WebSocket state.
     if !edge.ip_rate.allow(client_ip(&req, peer), Instant::now()) {
         metrics::app("").reject("ip_rate");
@@ -49,34 +54,42 @@ pub(crate) fn handle(edge: Arc<Edge>, req: Request<Incoming>, peer: SocketAddr) 
         );
     };
     let accept = derive_accept_key(key.as_bytes());
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().unwrap_or("").to_owned();
-    let origin = req
+    // Everything the task needs is taken out of the request now: what an async block captures
+    // stays in the connection task for the connection's whole life.
+    let app_key: Result<Box<str>, _> =
+        handshake::app_key(req.uri().path(), req.uri().query().unwrap_or("")).map(Box::from);
+    let origin: Option<Box<str>> = req
         .headers()
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
-        .map(str::to_owned);
+        .map(Box::from);
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(edge.config.max_message_bytes))
         .max_frame_size(Some(edge.config.max_message_bytes));
+    let on_upgrade = hyper::upgrade::on(&mut req);
     let tracker = edge.connections.clone();
-    tracker.spawn(async move {
-        let upgraded = match hyper::upgrade::on(req).await {
+    let fut = async move {
+        let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
                 tracing::debug!(error = %e, %peer, "upgrade failed");
                 return;
             }
         };
-        let ws: Socket =
+        let ws: Socket = Box::new(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
-        match handshake::app_key(&path, &query) {
-            Ok(app_key) => connection::start(edge, ws, app_key, origin.as_deref()).await,
-            Err(code) => connection::refuse(ws, code, "").await,
+                .await,
+        );
+        match app_key {
+            Ok(app_key) => connection::start(edge, ws, &app_key, origin.as_deref()).await,
+            Err(code) => Box::pin(connection::refuse(ws, code, "")).await,
         }
-    });
+    };
+    if std::env::var_os("SY_SIZES").is_some() {
+        eprintln!("SIZE task {}", std::mem::size_of_val(&fut));
+    }
+    tracker.spawn(fut);
     let mut res = Response::new(Body::default());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();

@@ -1,6 +1,7 @@
 //! Command-line options: `--name value` pairs with defaults.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
 
@@ -17,8 +18,16 @@ pub struct Options {
     pub channel: String,
     /// Events to trigger after every connection has subscribed.
     pub events: usize,
-    /// Triggers per second.
+    /// Triggers per second over all API connections; 0 triggers as fast as the API answers.
     pub rate: f64,
+    /// Channels the subscribers and the events are spread over (`{channel}-{i % channels}`
+    /// when more than one).
+    pub channels: usize,
+    /// Concurrent trigger loops, each with its own keep-alive HTTP connection.
+    pub api_connections: usize,
+    /// Local addresses 127.0.0.2… the WebSocket connections bind to in turn (0: the kernel
+    /// chooses); at most [`MAX_SOURCE_IPS`].
+    pub source_ips: usize,
     pub payload_bytes: usize,
     /// Connections opened concurrently while ramping up.
     pub connect_concurrency: usize,
@@ -33,15 +42,29 @@ pub struct Options {
     pub stalled: usize,
 }
 
+/// Source addresses 127.0.0.2 to 127.0.0.251.
+pub const MAX_SOURCE_IPS: usize = 250;
+
 pub const USAGE: &str =
     "usage: loadgen fanout [--server 127.0.0.1:6001[,HOST:PORT…]] [--api HOST:PORT]
   [--app-id app-id] [--key app-key]
-  [--secret app-secret] [--connections 1000] [--channel load] [--events 100] [--rate 10]
-  [--payload-bytes 100] [--connect-concurrency 200] [--server-pid PID[,PID…]]
-  [--drain-secs 5] [--settle-secs 2] [--stalled 0]
-Opens the connections (spread over the --server addresses in turn), subscribes each to one channel, triggers timed events through the
-HTTP API and prints one JSON object: connect rate, RSS per idle subscribed connection,
-deliveries per second, latency percentiles, losses, server CPU per delivered message.";
+  [--secret app-secret] [--connections 1000] [--channel load] [--channels 1] [--events 100]
+  [--rate 10] [--api-connections 1] [--payload-bytes 100] [--connect-concurrency 200]
+  [--source-ips 0] [--server-pid PID[,PID…]] [--drain-secs 5] [--settle-secs 2] [--stalled 0]
+Opens the connections (spread over the --server addresses in turn) in two halves, each
+followed by --settle-secs idle and an RSS reading, subscribes each to a channel, triggers
+timed events through the HTTP API and prints one JSON object: connect rate and server CPU per
+connection, RSS per idle subscribed connection (total and marginal: the second half's slope),
+deliveries per second, latency percentiles, losses, server CPU per delivered message.
+  --channels N         subscriber i joins {channel}-{i % N} and event j goes to
+                       {channel}-{j % N}; with N = 1 everything uses {channel}.
+  --rate R             triggers per second in total; 0: as fast as the API answers.
+  --api-connections K  K trigger loops, each on its own keep-alive HTTP connection, taking
+                       the next event from one shared sequence. With --rate R each loop
+                       ticks at R/K, the loops' ticks staggered by 1/R.
+  --source-ips N       connection i binds to 127.0.0.(2 + i % N) before connecting (1 to
+                       250; 0: the kernel chooses), to get past the ~28,000 ephemeral ports
+                       of one source address. IPv4 loopback servers only.";
 
 impl Options {
     pub fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -74,6 +97,11 @@ impl Options {
             channel: take("channel", "load"),
             events: take("events", "100").parse().context("--events")?,
             rate: take("rate", "10").parse().context("--rate")?,
+            channels: take("channels", "1").parse().context("--channels")?,
+            api_connections: take("api-connections", "1")
+                .parse()
+                .context("--api-connections")?,
+            source_ips: take("source-ips", "0").parse().context("--source-ips")?,
             payload_bytes: take("payload-bytes", "100")
                 .parse()
                 .context("--payload-bytes")?,
@@ -99,9 +127,91 @@ impl Options {
         if let Some(unknown) = map.keys().next() {
             bail!("unknown option --{unknown}");
         }
-        if opts.rate <= 0.0 {
-            bail!("--rate must be positive");
+        if !opts.rate.is_finite() || opts.rate < 0.0 {
+            bail!("--rate must be a number, 0 or more");
+        }
+        if opts.channels == 0 {
+            bail!("--channels must be at least 1");
+        }
+        if opts.api_connections == 0 {
+            bail!("--api-connections must be at least 1");
+        }
+        if opts.source_ips > MAX_SOURCE_IPS {
+            bail!("--source-ips must be at most {MAX_SOURCE_IPS}");
+        }
+        if opts.source_ips > 0 {
+            // Names are resolved (and checked) when connecting; addresses can be checked now.
+            for server in &opts.servers {
+                if let Ok(addr) = server.parse::<SocketAddr>() {
+                    if !is_v4_loopback(&addr) {
+                        bail!("--source-ips needs IPv4 loopback servers, not {server}");
+                    }
+                }
+            }
         }
         Ok(opts)
+    }
+}
+
+pub fn is_v4_loopback(addr: &SocketAddr) -> bool {
+    matches!(addr, SocketAddr::V4(a) if a.ip().is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Options;
+
+    fn parse(args: &str) -> anyhow::Result<Options> {
+        let args: Vec<String> = args.split_whitespace().map(str::to_owned).collect();
+        Options::parse(&args)
+    }
+
+    fn error(args: &str) -> String {
+        match parse(args) {
+            Ok(opts) => panic!("{args:?} parsed: {opts:?}"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let opts = parse("").expect("defaults");
+        assert_eq!(opts.channels, 1);
+        assert_eq!(opts.api_connections, 1);
+        assert_eq!(opts.source_ips, 0);
+        assert!((opts.rate - 10.0).abs() < f64::EPSILON);
+        assert_eq!(opts.servers, ["127.0.0.1:6001"]);
+        assert_eq!(opts.api, "127.0.0.1:6001");
+    }
+
+    #[test]
+    fn new_options() {
+        let opts = parse(
+            "--server 127.0.0.1:7611 --channels 100 --rate 0 --api-connections 4 --source-ips 250",
+        )
+        .expect("valid");
+        assert_eq!(opts.channels, 100);
+        assert_eq!(opts.rate, 0.0);
+        assert_eq!(opts.api_connections, 4);
+        assert_eq!(opts.source_ips, 250);
+        // Host names are checked when connecting.
+        assert!(parse("--server localhost:7611 --source-ips 2").is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(error("--channels 0").contains("--channels"));
+        assert!(error("--channels -1").contains("--channels"));
+        assert!(error("--channels x").contains("--channels"));
+        assert!(error("--api-connections 0").contains("--api-connections"));
+        assert!(error("--source-ips 251").contains("at most 250"));
+        assert!(error("--source-ips x").contains("--source-ips"));
+        assert!(error("--rate -1").contains("--rate"));
+        assert!(error("--rate NaN").contains("--rate"));
+        assert!(error("--rate inf").contains("--rate"));
+        assert!(error("--server [::1]:7611 --source-ips 2").contains("IPv4 loopback"));
+        assert!(error("--server 10.0.0.1:7611 --source-ips 2").contains("IPv4 loopback"));
+        assert!(error("--channels").contains("needs a value"));
+        assert!(error("--chanels 2").contains("unknown option --chanels"));
     }
 }

@@ -5,6 +5,7 @@ mod args;
 mod fanout;
 mod http;
 mod procfs;
+mod trigger;
 mod webhooks;
 
 use std::process::ExitCode;

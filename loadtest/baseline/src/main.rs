@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 
 use hub::Hub;
 
@@ -32,7 +32,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(port: u16) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    // The same backlog as Switchyard's listener: with the default (128) a burst of connects
+    // overflows the queue and waits a second for SYN retries, which would slow the baseline's
+    // connect figures for reasons unrelated to the server.
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(([127, 0, 0, 1], port).into())?;
+    let listener = socket.listen(4096)?;
     eprintln!("baseline listening on {}", listener.local_addr()?);
     let hub = Arc::new(Hub::default());
     loop {

@@ -114,7 +114,7 @@ impl Api {
         let segments: Vec<String> = path
             .trim_matches('/')
             .split('/')
-            .map(percent_decode)
+            .map(switchyard_protocol::rest::percent_decode)
             .collect();
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         if let ["admin", rest @ ..] = segments.as_slice() {
@@ -221,14 +221,6 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
             "could not read request body: {e}"
         ))),
     }
-}
-
-fn percent_decode(segment: &str) -> String {
-    // Reuse the query decoder: a path segment decodes the same way.
-    Query::parse(&format!("x={}", segment.replace('&', "%26")))
-        .get("x")
-        .unwrap_or(segment)
-        .to_owned()
 }
 
 /// Runs a standalone API on `listener` until `shutdown`.

@@ -9,6 +9,12 @@ use tracing::field::Empty;
 use tracing::Span;
 
 pub(crate) fn request(req: &Request<Incoming>) -> Span {
+    if !trace::enabled() {
+        // Only for log lines then: the app is all they show. The route, kind and status
+        // fields would be formatted for every request (about a tenth of a trigger's CPU,
+        // measured with callgrind) and never read.
+        return tracing::info_span!("api.request", app_id = Empty);
+    }
     let span = tracing::info_span!(
         "api.request",
         otel.name = operation(req.method(), req.uri().path()),

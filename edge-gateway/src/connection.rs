@@ -156,15 +156,22 @@ async fn serve(
     };
     let timer = sleep_until(timers.next(session.authorized));
     tokio::pin!(timer);
+    // Both waits live across loop turns: made afresh on every turn, each would enter and
+    // leave a waiter list (under its lock) on every wake-up, that is for every delivery.
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    let next = mailbox.next();
+    tokio::pin!(next);
     let end = loop {
         tokio::select! {
             biased;
-            () = stop.cancelled() => break End::code(if edge.shutdown.is_cancelled() {
+            () = &mut stopped => break End::code(if edge.shutdown.is_cancelled() {
                 CloseCode::ReconnectImmediately
             } else {
                 CloseCode::AppDisabled
             }),
-            out = mailbox.next() => {
+            out = &mut next => {
+                next.set(mailbox.next());
                 let frame = match out {
                     Outgoing::Close(code) => break End::code(code),
                     Outgoing::Frame(frame) => frame,

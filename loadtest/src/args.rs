@@ -1,6 +1,7 @@
 //! Command-line options: `--name value` pairs with defaults.
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
@@ -28,6 +29,9 @@ pub struct Options {
     /// Local addresses 127.0.0.2… the WebSocket connections bind to in turn (0: the kernel
     /// chooses); at most [`MAX_SOURCE_IPS`].
     pub source_ips: usize,
+    /// The first of those addresses (127.0.0.2 unless given): generators running side by side
+    /// take distinct ranges, or they would share (and exhaust) one address's ports.
+    pub source_base: Ipv4Addr,
     pub payload_bytes: usize,
     /// Connections opened concurrently while ramping up.
     pub connect_concurrency: usize,
@@ -62,9 +66,10 @@ deliveries per second, latency percentiles, losses, server CPU per delivered mes
   --api-connections K  K trigger loops, each on its own keep-alive HTTP connection, taking
                        the next event from one shared sequence. With --rate R each loop
                        ticks at R/K, the loops' ticks staggered by 1/R.
-  --source-ips N       connection i binds to 127.0.0.(2 + i % N) before connecting (1 to
-                       250; 0: the kernel chooses), to get past the ~28,000 ephemeral ports
-                       of one source address. IPv4 loopback servers only.";
+  --source-ips N       connection i binds to the address --source-base + (i % N) before
+                       connecting (1 to 250; 0: the kernel chooses), to get past the ~28,000
+                       ephemeral ports of one source address. IPv4 loopback servers only.
+  --source-base A      the first source address (default 127.0.0.2; within 127.0.0.0/8).";
 
 impl Options {
     pub fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -102,6 +107,9 @@ impl Options {
                 .parse()
                 .context("--api-connections")?,
             source_ips: take("source-ips", "0").parse().context("--source-ips")?,
+            source_base: take("source-base", "127.0.0.2")
+                .parse()
+                .context("--source-base")?,
             payload_bytes: take("payload-bytes", "100")
                 .parse()
                 .context("--payload-bytes")?,
@@ -138,6 +146,11 @@ impl Options {
         }
         if opts.source_ips > MAX_SOURCE_IPS {
             bail!("--source-ips must be at most {MAX_SOURCE_IPS}");
+        }
+        let last = u32::from(opts.source_base).checked_add(opts.source_ips.max(1) as u32 - 1);
+        if !opts.source_base.is_loopback() || !last.is_some_and(|l| Ipv4Addr::from(l).is_loopback())
+        {
+            bail!("--source-base and the --source-ips addresses after it must be in 127.0.0.0/8");
         }
         if opts.source_ips > 0 {
             // Names are resolved (and checked) when connecting; addresses can be checked now.
@@ -206,6 +219,9 @@ mod tests {
         assert!(error("--api-connections 0").contains("--api-connections"));
         assert!(error("--source-ips 251").contains("at most 250"));
         assert!(error("--source-ips x").contains("--source-ips"));
+        assert!(error("--source-base 10.0.0.1").contains("127.0.0.0/8"));
+        assert!(error("--source-base 127.255.255.250 --source-ips 10").contains("127.0.0.0/8"));
+        assert!(parse("--source-base 127.0.3.1 --source-ips 4").is_ok());
         assert!(error("--rate -1").contains("--rate"));
         assert!(error("--rate NaN").contains("--rate"));
         assert!(error("--rate inf").contains("--rate"));

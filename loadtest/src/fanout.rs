@@ -28,11 +28,11 @@ struct Seen {
     latencies: Vec<u32>,
 }
 
-/// The local address connection `i` binds to: 127.0.0.2 onwards, in turn over `source_ips`
+/// The local address connection `i` binds to: `base` onwards, in turn over `source_ips`
 /// addresses; `None` (the kernel chooses) when `source_ips` is 0.
-pub fn source_ip(i: usize, source_ips: usize) -> Option<Ipv4Addr> {
+pub fn source_ip(i: usize, source_ips: usize, base: Ipv4Addr) -> Option<Ipv4Addr> {
     let n = source_ips.min(args::MAX_SOURCE_IPS);
-    (n > 0).then(|| Ipv4Addr::new(127, 0, 0, (2 + i % n) as u8))
+    (n > 0).then(|| Ipv4Addr::from(u32::from(base).wrapping_add((i % n) as u32)))
 }
 
 /// Where to connect: each server's IPv4 loopback address when binding to source addresses,
@@ -227,7 +227,7 @@ async fn open_range(opts: &Options, addrs: &[Option<SocketAddr>], range: Range<u
                 &opts,
                 &server,
                 addr,
-                source_ip(i, opts.source_ips),
+                source_ip(i, opts.source_ips, opts.source_base),
                 &channel,
             )
             .await?;
@@ -393,16 +393,29 @@ mod tests {
     #[test]
     fn picks_source_addresses_in_turn() {
         use std::net::Ipv4Addr;
-        assert_eq!(super::source_ip(5, 0), None);
-        assert_eq!(super::source_ip(0, 1), Some(Ipv4Addr::new(127, 0, 0, 2)));
-        assert_eq!(super::source_ip(7, 1), Some(Ipv4Addr::new(127, 0, 0, 2)));
-        assert_eq!(super::source_ip(5, 4), Some(Ipv4Addr::new(127, 0, 0, 3)));
+        assert_eq!(super::source_ip(5, 0, Ipv4Addr::new(127, 0, 0, 2)), None);
         assert_eq!(
-            super::source_ip(249, 250),
+            super::source_ip(0, 1, Ipv4Addr::new(127, 0, 0, 2)),
+            Some(Ipv4Addr::new(127, 0, 0, 2))
+        );
+        assert_eq!(
+            super::source_ip(7, 1, Ipv4Addr::new(127, 0, 0, 2)),
+            Some(Ipv4Addr::new(127, 0, 0, 2))
+        );
+        assert_eq!(
+            super::source_ip(5, 4, Ipv4Addr::new(127, 0, 0, 2)),
+            Some(Ipv4Addr::new(127, 0, 0, 3))
+        );
+        assert_eq!(
+            super::source_ip(3, 4, Ipv4Addr::new(127, 0, 2, 254)),
+            Some(Ipv4Addr::new(127, 0, 3, 1))
+        );
+        assert_eq!(
+            super::source_ip(249, 250, Ipv4Addr::new(127, 0, 0, 2)),
             Some(Ipv4Addr::new(127, 0, 0, 251))
         );
         assert_eq!(
-            super::source_ip(250, 250),
+            super::source_ip(250, 250, Ipv4Addr::new(127, 0, 0, 2)),
             Some(Ipv4Addr::new(127, 0, 0, 2))
         );
     }

@@ -58,8 +58,18 @@ impl Query {
             .filter(|(k, _)| k != "auth_signature")
             .collect();
         pairs.sort();
-        let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        parts.join("&")
+        // Built in one buffer: this runs for every API request.
+        let len = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        let mut out = String::with_capacity(len);
+        for (i, (k, v)) in pairs.into_iter().enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+        }
+        out
     }
 }
 
@@ -112,7 +122,9 @@ pub fn body_md5(body: &[u8]) -> String {
     hex::encode(Md5::digest(body))
 }
 
-fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` escapes (a `%` not followed by two hex digits stays as it is); `+` is left
+/// alone, so this serves path segments as well as query parts.
+pub fn percent_decode(s: &str) -> String {
     if !s.contains('%') {
         return s.to_owned();
     }

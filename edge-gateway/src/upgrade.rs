@@ -69,7 +69,7 @@ pub(crate) fn handle(
         .max_frame_size(Some(edge.config.max_message_bytes));
     let on_upgrade = hyper::upgrade::on(&mut req);
     let tracker = edge.connections.clone();
-    let fut = async move {
+    tracker.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
@@ -85,11 +85,7 @@ pub(crate) fn handle(
             Ok(app_key) => connection::start(edge, ws, &app_key, origin.as_deref()).await,
             Err(code) => Box::pin(connection::refuse(ws, code, "")).await,
         }
-    };
-    if std::env::var_os("SY_SIZES").is_some() {
-        eprintln!("SIZE task {}", std::mem::size_of_val(&fut));
-    }
-    tracker.spawn(fut);
+    });
     let mut res = Response::new(Body::default());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();

@@ -49,15 +49,16 @@ def ratio(a, b):
     return None if a is None or not b else a / b
 
 
-for n in (1000, 10000, 19000):
+for n in (1000, 10000, 19000, "1000-warm"):
     name = f"rss-{n}"
     if not runs(name, "embedded"):
         continue
+    n = "1,000 after a 200-connection warm-up" if n == "1000-warm" else f"{n:,}"
     for key, label in (("per_idle_subscribed_connection", "total/N"),
                        ("per_connection_marginal", "marginal")):
         ours = median(name, "embedded", f"server_rss_bytes.{key}")
         base = median(name, "baseline", f"server_rss_bytes.{key}")
-        row(f"RSS bytes per idle connection, {n:,} ({label})", ours, base, "<= 4096",
+        row(f"RSS bytes per idle connection, {n} ({label})", ours, base, "<= 4096",
             None if ours is None else ours <= 4096, ".0f")
 
 if runs("fanout-10k", "embedded"):

@@ -44,6 +44,8 @@ pub struct Options {
     /// Extra subscribers that never read after subscribing (stalled clients): the others'
     /// figures show whether they slow anyone else down.
     pub stalled: usize,
+    /// Connections opened and closed before the first RSS reading (see `fanout::run`).
+    pub warmup: usize,
 }
 
 /// Source addresses 127.0.0.2 to 127.0.0.251.
@@ -54,7 +56,8 @@ pub const USAGE: &str =
   [--app-id app-id] [--key app-key]
   [--secret app-secret] [--connections 1000] [--channel load] [--channels 1] [--events 100]
   [--rate 10] [--api-connections 1] [--payload-bytes 100] [--connect-concurrency 200]
-  [--source-ips 0] [--server-pid PID[,PID…]] [--drain-secs 5] [--settle-secs 2] [--stalled 0]
+  [--source-ips 0] [--source-base 127.0.0.2] [--server-pid PID[,PID…]] [--drain-secs 5]
+  [--settle-secs 2] [--stalled 0] [--warmup 0]
 Opens the connections (spread over the --server addresses in turn) in two halves, each
 followed by --settle-secs idle and an RSS reading, subscribes each to a channel, triggers
 timed events through the HTTP API and prints one JSON object: connect rate and server CPU per
@@ -69,7 +72,9 @@ deliveries per second, latency percentiles, losses, server CPU per delivered mes
   --source-ips N       connection i binds to the address --source-base + (i % N) before
                        connecting (1 to 250; 0: the kernel chooses), to get past the ~28,000
                        ephemeral ports of one source address. IPv4 loopback servers only.
-  --source-base A      the first source address (default 127.0.0.2; within 127.0.0.0/8).";
+  --source-base A      the first source address (default 127.0.0.2; within 127.0.0.0/8).
+  --warmup N           open and close N connections before the first RSS reading, so memory
+                       the server takes once is not counted per connection (default 0).";
 
 impl Options {
     pub fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -124,6 +129,7 @@ impl Options {
             drain_secs: take("drain-secs", "5").parse().context("--drain-secs")?,
             settle_secs: take("settle-secs", "2").parse().context("--settle-secs")?,
             stalled: take("stalled", "0").parse().context("--stalled")?,
+            warmup: take("warmup", "0").parse().context("--warmup")?,
         };
         let mut opts = opts;
         if opts.api.is_empty() {

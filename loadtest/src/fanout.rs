@@ -273,6 +273,16 @@ fn per(total: Option<f64>, count: u64) -> Option<f64> {
 pub async fn run(opts: Options) -> anyhow::Result<Value> {
     let addrs = resolve(&opts).await?;
     let settle = Duration::from_secs(opts.settle_secs);
+    // Warm-up connections, opened and closed before the first reading: the memory a server
+    // takes once (runtime and allocator growth, the buffers of a burst of concurrent
+    // handshakes) then lands in "before" instead of being divided among the connections.
+    if opts.warmup > 0 {
+        let warm = open_range(&opts, &addrs, 0..opts.warmup).await;
+        for (_, mut ws) in warm.sockets {
+            let _ = ws.close(None).await;
+        }
+        tokio::time::sleep(settle).await;
+    }
     let rss_before = procfs::rss_bytes(&opts.server_pids);
     // Two halves: the second half's RSS slope is the per-connection cost, without the one-off
     // memory of concurrent handshakes that the allocator keeps.
@@ -365,7 +375,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
                          "channels": opts.channels, "source_ips": opts.source_ips,
                          "server_cpu_seconds": connect_cpu,
                          "server_cpu_us_per_connection": per(connect_cpu.map(|c| c * 1e6), connected)},
-        "server_rss_bytes": {"before": rss_before, "half": rss_half, "half_connected": half_connected,
+        "server_rss_bytes": {"warmup_connections": opts.warmup, "before": rss_before, "half": rss_half, "half_connected": half_connected,
                              "subscribed": rss_subscribed, "per_idle_subscribed_connection": per_conn,
                              "per_connection_marginal": marginal},
         "events": {"triggered": opts.events, "accepted": accepted, "rejected": triggered.rejected,

@@ -2,16 +2,18 @@
 //! connection limit (counted across the cluster by core), the per-IP connection rate, and
 //! closing every connection of an app that is disabled or removed while they are open.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use slab::Slab;
 use switchyard_apps::App;
 use switchyard_protocol::CloseCode;
-use tokio_util::sync::CancellationToken;
 
+use crate::peer::Peer;
 use crate::session::RateWindow;
 use crate::Edge;
 
@@ -19,30 +21,41 @@ use crate::Edge;
 /// how fresh that read is; an announced change is seen at the next look.
 pub(crate) const APP_WATCH_EVERY: Duration = Duration::from_secs(1);
 
-/// The apps with open connections here.
+/// The apps with open connections here, and a handle on each of those connections.
 #[derive(Default)]
 pub(crate) struct LiveApps {
-    apps: Mutex<HashMap<String, LiveApp>>,
+    apps: Mutex<Apps>,
     /// Connections of every app together, for the edge's own cap.
     total: AtomicUsize,
 }
 
+#[derive(Default)]
+struct Apps {
+    by_id: HashMap<String, LiveApp>,
+    /// Tells apart an app's entry from an earlier one that was closed and removed.
+    next_epoch: u64,
+    /// Set at shutdown: a connection let in afterwards is closed at once.
+    shut: bool,
+}
+
+/// The connections of one app. Closing them goes through their outbound queues, which each
+/// connection already waits on: no per-connection waiter is needed for a rare event.
 struct LiveApp {
-    connections: u64,
-    /// Cancelled when the app is disabled or removed: every connection of it closes (4003).
-    closed: CancellationToken,
+    epoch: u64,
+    peers: Slab<Peer>,
 }
 
 /// A connection that was let in; give it back with [`Edge::release`].
 pub(crate) struct Admission {
-    /// Stops the connection: on shutdown (4200) or when its app goes away (4003).
-    pub stop: CancellationToken,
+    /// Where the connection's handle is kept: its app entry and its slot there.
+    epoch: u64,
+    slot: usize,
     /// The edge id the connection was counted under in core, for apps with a limit.
     counted_as: Option<Arc<str>>,
 }
 
 impl LiveApps {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, LiveApp>> {
+    fn lock(&self) -> MutexGuard<'_, Apps> {
         self.apps.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -60,36 +73,59 @@ impl LiveApps {
         self.total.fetch_sub(1, Ordering::AcqRel);
     }
 
-    fn enter(&self, app_id: &str, shutdown: &CancellationToken) -> CancellationToken {
+    /// Keeps `peer` among its app's connections; returns (epoch, slot) to leave with.
+    fn enter(&self, app_id: &str, peer: &Peer) -> (u64, usize) {
         let mut apps = self.lock();
-        let live = apps.entry(app_id.to_owned()).or_insert_with(|| LiveApp {
-            connections: 0,
-            closed: shutdown.child_token(),
-        });
-        live.connections += 1;
-        // A child per connection: polling one shared token from every connection on every
-        // wake-up would make them all contend on its waiter list.
-        live.closed.child_token()
+        if apps.shut {
+            peer.close(CloseCode::ReconnectImmediately);
+        }
+        let epoch = apps.next_epoch;
+        let live = match apps.by_id.entry(app_id.to_owned()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(LiveApp {
+                epoch,
+                peers: Slab::new(),
+            }),
+        };
+        let at = (live.epoch, live.peers.insert(peer.clone()));
+        if at.0 == epoch {
+            apps.next_epoch += 1;
+        }
+        at
     }
 
-    fn leave(&self, app_id: &str) {
+    fn leave(&self, app_id: &str, epoch: u64, slot: usize) {
         let mut apps = self.lock();
-        if let Some(live) = apps.get_mut(app_id) {
-            live.connections = live.connections.saturating_sub(1);
-            if live.connections == 0 {
-                apps.remove(app_id);
-            }
+        let Some(live) = apps.by_id.get_mut(app_id).filter(|l| l.epoch == epoch) else {
+            return;
+        };
+        live.peers.try_remove(slot);
+        // The slots stay at their peak count (16 bytes each) until the app has no connections.
+        if live.peers.is_empty() {
+            apps.by_id.remove(app_id);
         }
     }
 
     fn ids(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        self.lock().by_id.keys().cloned().collect()
     }
 
-    /// Closes every connection of the app; later connections start from a fresh token.
+    /// Closes every connection of the app (4003); later connections start a fresh entry.
     fn close(&self, app_id: &str) {
-        if let Some(live) = self.lock().remove(app_id) {
-            live.closed.cancel();
+        let removed = self.lock().by_id.remove(app_id);
+        for (_, peer) in removed.iter().flat_map(|live| live.peers.iter()) {
+            peer.close(CloseCode::AppDisabled);
+        }
+    }
+
+    /// Shutdown: closes every connection (4200), and every one let in from now on.
+    pub(crate) fn shut(&self) {
+        let mut apps = self.lock();
+        apps.shut = true;
+        for live in apps.by_id.values() {
+            for (_, peer) in live.peers.iter() {
+                peer.close(CloseCode::ReconnectImmediately);
+            }
         }
     }
 }
@@ -125,8 +161,9 @@ impl IpRate {
 }
 
 impl Edge {
-    /// Lets a connection of `app` in, or says which close code refuses it.
-    pub(crate) async fn admit(&self, app: &App) -> Result<Admission, CloseCode> {
+    /// Lets a connection of `app` in, or says which close code refuses it. `peer` is how the
+    /// edge closes it when the app goes away or the edge shuts down.
+    pub(crate) async fn admit(&self, app: &App, peer: &Peer) -> Result<Admission, CloseCode> {
         if !self.live_apps.reserve(self.config.max_connections) {
             return Err(CloseCode::OverCapacity);
         }
@@ -135,8 +172,12 @@ impl Edge {
             self.live_apps.unreserve();
         }
         let counted_as = counted?;
-        let stop = self.live_apps.enter(&app.id, &self.shutdown);
-        Ok(Admission { stop, counted_as })
+        let (epoch, slot) = self.live_apps.enter(&app.id, peer);
+        Ok(Admission {
+            epoch,
+            slot,
+            counted_as,
+        })
     }
 
     /// For apps with a connection limit: one more connection, counted across the cluster.
@@ -162,7 +203,8 @@ impl Edge {
     }
 
     pub(crate) async fn release(&self, app_id: &str, admission: Admission) {
-        self.live_apps.leave(app_id);
+        self.live_apps
+            .leave(app_id, admission.epoch, admission.slot);
         self.live_apps.unreserve();
         let Some(edge) = admission.counted_as else {
             return;
@@ -180,7 +222,10 @@ impl Edge {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = self.shutdown.cancelled() => break,
+                () = self.shutdown.cancelled() => {
+                    self.live_apps.shut();
+                    break;
+                }
                 _ = tick.tick() => {}
             }
             self.ip_rate.sweep(Instant::now());
@@ -204,20 +249,75 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::peer::{Mailbox, Outgoing, QueueLimit};
+
+    fn peer() -> (Peer, Mailbox) {
+        crate::peer::pair(QueueLimit {
+            frames: 4,
+            bytes: 1024,
+        })
+    }
+
+    fn closed_with(mailbox: &Mailbox) -> Option<CloseCode> {
+        match mailbox.try_next() {
+            Some(Outgoing::Close(code)) => Some(code),
+            _ => None,
+        }
+    }
 
     #[test]
     fn closing_an_app_stops_its_connections_only() {
         let live = LiveApps::default();
-        let shutdown = CancellationToken::new();
-        let a1 = live.enter("a", &shutdown);
-        let b1 = live.enter("b", &shutdown);
+        let (a1, a1_box) = peer();
+        let (b1, b1_box) = peer();
+        let a1_at = live.enter("a", &a1);
+        let b1_at = live.enter("b", &b1);
         live.close("a");
-        assert!(a1.is_cancelled());
-        assert!(!b1.is_cancelled());
-        let a2 = live.enter("a", &shutdown);
-        assert!(!a2.is_cancelled(), "a re-enabled app starts afresh");
-        live.leave("b");
+        assert_eq!(closed_with(&a1_box), Some(CloseCode::AppDisabled));
+        assert_eq!(closed_with(&b1_box), None);
+        let (a2, a2_box) = peer();
+        let a2_at = live.enter("a", &a2);
+        assert_ne!(a2_at.0, a1_at.0, "a re-enabled app starts afresh");
+        // The closed connection leaving must not take the new entry's slot with it.
+        live.leave("a", a1_at.0, a1_at.1);
+        live.close("a");
+        assert_eq!(closed_with(&a2_box), Some(CloseCode::AppDisabled));
+        live.leave("b", b1_at.0, b1_at.1);
+        assert!(live.ids().is_empty());
+    }
+
+    #[test]
+    fn shutting_closes_every_connection_and_every_later_one() {
+        let live = LiveApps::default();
+        let (a, a_box) = peer();
+        let (b, b_box) = peer();
+        live.enter("a", &a);
+        live.enter("b", &b);
+        live.shut();
+        assert_eq!(closed_with(&a_box), Some(CloseCode::ReconnectImmediately));
+        assert_eq!(closed_with(&b_box), Some(CloseCode::ReconnectImmediately));
+        let (late, late_box) = peer();
+        live.enter("a", &late);
+        assert_eq!(
+            closed_with(&late_box),
+            Some(CloseCode::ReconnectImmediately)
+        );
+    }
+
+    #[test]
+    fn an_app_entry_goes_when_its_last_connection_leaves() {
+        let live = LiveApps::default();
+        let peers: Vec<_> = (0..100).map(|_| peer()).collect();
+        let slots: Vec<_> = peers.iter().map(|(p, _)| live.enter("a", p)).collect();
+        for (epoch, slot) in &slots[1..] {
+            live.leave("a", *epoch, *slot);
+        }
         assert_eq!(live.ids(), vec!["a".to_owned()]);
+        live.close("a");
+        assert_eq!(closed_with(&peers[0].1), Some(CloseCode::AppDisabled));
+        assert_eq!(closed_with(&peers[1].1), None, "left before the close");
+        live.leave("a", slots[0].0, slots[0].1);
+        assert!(live.ids().is_empty());
     }
 
     #[test]

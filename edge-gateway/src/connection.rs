@@ -1,23 +1,24 @@
 //! One task per connection: reads frames, writes queued frames, keeps the heartbeat, and
 //! cleans up every trace of the connection when it ends, however it ends.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
+use switchyard_listener::Stream;
 use switchyard_protocol::{frame, CloseCode};
 use switchyard_telemetry::metrics;
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::admission::Admission;
 use crate::events;
 use crate::peer::{self, Mailbox, Outgoing, QueueLimit};
 use crate::session::Session;
@@ -26,8 +27,12 @@ use crate::Edge;
 /// Boxed: the socket's state (a few hundred bytes) is moved through several async fns, and each
 /// would otherwise keep its own slot for it in the connection task, which lives as long as the
 /// connection does.
-pub(crate) type Socket = Box<WebSocketStream<TokioIo<Upgraded>>>;
+pub(crate) type Socket = Box<WebSocketStream<Stream>>;
 
+/// Bytes read from the socket at a time. Small because it is allocated per connection for
+/// its whole life (it is most of an idle connection's memory): client messages are mostly
+/// under it, and a larger frame grows the buffer for as long as it takes to read.
+const READ_BUFFER: usize = 256;
 /// Frames written per flush when several are queued: one syscall for a burst.
 const WRITE_BATCH: usize = 64;
 /// How long to wait for the client's reply to our close frame.
@@ -79,50 +84,119 @@ async fn close(mut ws: Socket, code: u16, reason: &str) {
     let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
 }
 
-/// Admits a connection for `app_key` and serves it until it ends.
-pub(crate) async fn start(edge: Arc<Edge>, ws: Socket, app_key: &str, origin: Option<&str>) {
-    let app = match edge.deps.apps.by_key(app_key).await {
+/// A connection from its 101 answer to its first frame: what the upgrade took from the
+/// request.
+pub(crate) struct Opening {
+    pub stream: Stream,
+    /// Bytes the client sent after its request, before our answer.
+    pub early: Vec<u8>,
+    pub max_message: usize,
+    pub app_key: Result<Box<str>, CloseCode>,
+    pub origin: Option<Box<str>>,
+}
+
+/// What a connection that was let in holds while it is served. Boxed, and the task keeps the
+/// box: moved into the task's future by value, it would take room there twice.
+struct Admitted {
+    ws: Socket,
+    session: Session,
+    admission: Admission,
+    mailbox: Mailbox,
+}
+
+/// Serves a connection until it ends, and cleans up after it: the connection's task.
+///
+/// Only the steady state (the session and [`serve`]) lives in the task; opening and closing
+/// run boxed. The task is allocated for the connection's whole life, and its size is most of
+/// the memory of an idle connection.
+pub(crate) async fn run(edge: Arc<Edge>, opening: Box<Opening>) {
+    let Some(mut conn) = Box::pin(open(&edge, *opening)).await else {
+        return;
+    };
+    conn.session.metrics.connections.inc();
+    let end = serve(&edge, &mut conn).await;
+    Box::pin(finish(&edge, conn, end)).await;
+}
+
+/// Makes the WebSocket and admits it for its app; a refused connection is told why and closed.
+async fn open(edge: &Arc<Edge>, opening: Opening) -> Option<Box<Admitted>> {
+    let Opening {
+        stream,
+        early,
+        max_message,
+        app_key,
+        origin,
+    } = opening;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    let ws: Socket = Box::new(if early.is_empty() {
+        WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await
+    } else {
+        WebSocketStream::from_partially_read(stream, early, Role::Server, Some(config)).await
+    });
+    let app_key = match app_key {
+        Ok(key) => key,
+        Err(code) => return refused(ws, code, "").await,
+    };
+    let app = match edge.deps.apps.by_key(&app_key).await {
         Ok(Some(app)) => app,
-        Ok(None) => return Box::pin(refuse(ws, CloseCode::AppNotFound, "")).await,
+        Ok(None) => return refused(ws, CloseCode::AppNotFound, "").await,
         Err(e) => {
             tracing::warn!(error = %e, "app lookup failed");
-            return Box::pin(refuse(ws, CloseCode::OverCapacity, "")).await;
+            return refused(ws, CloseCode::OverCapacity, "").await;
         }
     };
     if !app.enabled {
-        return Box::pin(refuse(ws, CloseCode::AppDisabled, &app.id)).await;
+        return refused(ws, CloseCode::AppDisabled, &app.id).await;
     }
-    if !app.allows_origin(origin) {
-        return Box::pin(refuse(ws, CloseCode::Unauthorized, &app.id)).await;
+    if !app.allows_origin(origin.as_deref()) {
+        return refused(ws, CloseCode::Unauthorized, &app.id).await;
     }
-    // Rare or one-off steps run boxed (here and below), so the task that lives as long as the
-    // connection is only as large as its steady state: memory per idle connection.
-    let admission = match Box::pin(edge.admit(&app)).await {
-        Ok(admission) => admission,
-        Err(code) => return Box::pin(refuse(ws, code, &app.id)).await,
-    };
     let (peer, mailbox) = peer::pair(QueueLimit {
         frames: edge.config.outbound_queue,
         bytes: edge.config.outbound_queue_bytes,
     });
-    let mut session = Session::new(edge.next_socket_id(), app, peer);
-    let metrics = session.metrics.clone();
-    metrics.connections.inc();
-    let (ws, end) = serve(&edge, &mut session, ws, mailbox, &admission.stop).await;
+    let admission = match edge.admit(&app, &peer).await {
+        Ok(admission) => admission,
+        Err(code) => return refused(ws, code, &app.id).await,
+    };
+    Some(Box::new(Admitted {
+        ws,
+        session: Session::new(edge.next_socket_id(), app, peer),
+        admission,
+        mailbox,
+    }))
+}
+
+async fn refused(ws: Socket, code: CloseCode, app_id: &str) -> Option<Box<Admitted>> {
+    refuse(ws, code, app_id).await;
+    None
+}
+
+/// Leaves the connection's channels, gives back its admission and closes the socket.
+async fn finish(edge: &Arc<Edge>, conn: Box<Admitted>, end: End) {
+    let Admitted {
+        ws,
+        mut session,
+        admission,
+        mailbox: _,
+    } = *conn;
     let span = session.span();
-    Box::pin(async {
-        let channels: Vec<String> = session.channels.keys().cloned().collect();
+    async {
+        let channels: Vec<String> = session.channels.names().map(str::to_owned).collect();
         for channel in channels {
-            events::leave(&edge, &mut session, &channel).await;
+            events::leave(edge, &mut session, &channel).await;
         }
-        events::sign_out(&edge, &mut session).await;
+        events::sign_out(edge, &mut session).await;
         edge.release(&session.app_id, admission).await;
-    })
+    }
     .instrument(span)
     .await;
-    metrics.connections.dec();
+    session.metrics.connections.dec();
     match end {
-        End::Close(code, reason) => Box::pin(close(ws, code, &reason)).await,
+        End::Close(code, reason) => close(ws, code, &reason).await,
         End::ClientClosed => {
             let mut ws = ws;
             let _ = tokio::time::timeout(CLOSE_WAIT, ws.flush()).await;
@@ -131,18 +205,24 @@ pub(crate) async fn start(edge: Arc<Edge>, ws: Socket, app_key: &str, origin: Op
     }
 }
 
-async fn serve(
-    edge: &Arc<Edge>,
-    session: &mut Session,
-    mut ws: Socket,
-    mailbox: Mailbox,
-    stop: &CancellationToken,
-) -> (Socket, End) {
+/// The connection's steady state: writes what is queued for it, reads and answers what the
+/// client sends, and keeps the heartbeat. Everything rare runs boxed, so that this future,
+/// which every idle connection keeps, stays small.
+async fn serve(edge: &Arc<Edge>, conn: &mut Admitted) -> End {
+    let Admitted {
+        ws,
+        session,
+        mailbox,
+        ..
+    } = conn;
     let activity = edge.config.activity_timeout;
-    let hello = frame::connection_established(&session.socket_id, activity.as_secs());
-    sent(session, std::slice::from_ref(&hello));
-    if ws.send(Message::text(hello)).await.is_err() {
-        return (ws, End::Gone);
+    // In a block, so the frame takes no room in the future past its own write.
+    {
+        let hello = frame::connection_established(&session.socket_id, activity.as_secs());
+        sent(session, std::slice::from_ref(&hello));
+        if !bounded(ws.send(Message::text(hello))).await {
+            return End::Gone;
+        }
     }
     // One timer for both deadlines (idle/pong and authorization): each timer is memory held
     // by every connection for its whole life.
@@ -156,82 +236,56 @@ async fn serve(
     };
     let timer = sleep_until(timers.next(session.authorized));
     tokio::pin!(timer);
-    // Both waits live across loop turns: made afresh on every turn, each would enter and
-    // leave a waiter list (under its lock) on every wake-up, that is for every delivery.
-    let stopped = stop.cancelled();
-    tokio::pin!(stopped);
-    let next = mailbox.next();
-    tokio::pin!(next);
-    let end = loop {
-        tokio::select! {
-            biased;
-            () = &mut stopped => break End::code(if edge.shutdown.is_cancelled() {
-                CloseCode::ReconnectImmediately
-            } else {
-                CloseCode::AppDisabled
-            }),
-            out = &mut next => {
-                next.set(mailbox.next());
-                let frame = match out {
-                    Outgoing::Close(code) => break End::code(code),
-                    Outgoing::Frame(frame) => frame,
-                };
-                // Boxed like every await in these arms: the biggest arm sets the size of the
-                // task every idle connection keeps. One small allocation per batch of frames,
-                // whatever their size.
-                let written = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, write_batch(&mut ws, &mailbox, frame))).await;
+    loop {
+        // Polled by hand rather than with `select!`: the task keeps only references across
+        // this wait. The queue goes first (closing comes that way too: shutdown, a disabled
+        // app, a slow consumer).
+        let woken = std::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = mailbox.poll_next(cx) {
+                return Poll::Ready(Woken::Queue(out));
+            }
+            if let Poll::Ready(msg) = ws.poll_next_unpin(cx) {
+                return Poll::Ready(Woken::Client(msg));
+            }
+            timer.as_mut().poll(cx).map(|()| Woken::Timer)
+        })
+        .await;
+        match woken {
+            Woken::Queue(Outgoing::Close(code)) => return End::code(code),
+            Woken::Queue(Outgoing::Frame(frame)) => {
+                // One small allocation per batch of frames, whatever their size.
+                let written = Box::pin(tokio::time::timeout(
+                    WRITE_TIMEOUT,
+                    write_batch(ws, mailbox, frame),
+                ))
+                .await;
                 match written {
                     Ok(Ok(())) => {}
-                    Ok(Err(_)) => break End::Gone,
-                    Err(_) => break End::code(CloseCode::OverCapacity),
+                    Ok(Err(_)) => return End::Gone,
+                    Err(_) => return End::code(CloseCode::OverCapacity),
                 }
             }
-            msg = ws.next() => {
-                timers.active(Instant::now() + activity);
+            Woken::Client(msg) => {
+                timers.active(Instant::now() + edge.config.activity_timeout);
                 timer.as_mut().reset(timers.next(session.authorized));
-                let text = match msg {
-                    None => break End::Gone,
-                    Some(Err(e)) => break read_error(e),
-                    Some(Ok(Message::Text(text))) => {
-                        session.metrics.client_messages.inc();
-                        session.metrics.client_bytes.add(text.len() as u64);
-                        text
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        let err = frame::error(CloseCode::GenericError.code(), "binary frames are not supported; send JSON text frames");
-                        if !bounded(ws.send(Message::text(err))).await { break End::Gone }
-                        continue;
-                    }
-                    Some(Ok(Message::Close(_))) => break End::ClientClosed,
-                    // Pings are answered by the WebSocket layer; pongs only count as activity.
-                    Some(Ok(_)) => continue,
-                };
-                // In the connection's span, for the log lines; the write path runs outside it,
-                // so a fan-out costs no span enter per socket.
-                let span = session.span();
-                let reply = Box::pin(events::dispatch(edge, session, &text))
-                    .instrument(span)
-                    .await;
-                if let Some(reason) = reply.rejected {
-                    session.metrics.reject(reason);
-                }
-                sent(session, &reply.frames);
-                if !bounded(write_all(&mut ws, reply.frames)).await {
-                    break End::Gone;
-                }
-                if let Some(code) = reply.close {
-                    break End::code(code);
+                let Some(msg) = msg else { return End::Gone };
+                if let Some(end) = Box::pin(on_message(edge, session, ws, msg)).await {
+                    return end;
                 }
             }
-            () = &mut timer => {
-                let now = Instant::now();
-                match timers.due(now, session.authorized) {
+            Woken::Timer => {
+                match timers.due(Instant::now(), session.authorized) {
                     Due::Nothing => {}
-                    Due::Unauthorized => break End::Close(CloseCode::Unauthorized.code(), "Connection not authorized within timeout".into()),
-                    Due::PongMissing => break End::code(CloseCode::PongNotReceived),
+                    Due::Unauthorized => {
+                        return End::Close(
+                            CloseCode::Unauthorized.code(),
+                            "Connection not authorized within timeout".into(),
+                        )
+                    }
+                    Due::PongMissing => return End::code(CloseCode::PongNotReceived),
                     Due::Ping => {
                         if !bounded(ws.send(Message::text(frame::ping()))).await {
-                            break End::Gone;
+                            return End::Gone;
                         }
                         timers.pinged(Instant::now() + edge.config.pong_timeout);
                     }
@@ -239,8 +293,55 @@ async fn serve(
                 timer.as_mut().reset(timers.next(session.authorized));
             }
         }
+    }
+}
+
+/// What woke a connection's task.
+enum Woken {
+    Queue(Outgoing),
+    Client(Option<Result<Message, WsError>>),
+    Timer,
+}
+
+/// Handles one message from the client; `Some` ends the connection.
+async fn on_message(
+    edge: &Arc<Edge>,
+    session: &mut Session,
+    ws: &mut Socket,
+    msg: Result<Message, WsError>,
+) -> Option<End> {
+    let text = match msg {
+        Err(e) => return Some(read_error(e)),
+        Ok(Message::Text(text)) => {
+            session.metrics.client_messages.inc();
+            session.metrics.client_bytes.add(text.len() as u64);
+            text
+        }
+        Ok(Message::Binary(_)) => {
+            let err = frame::error(
+                CloseCode::GenericError.code(),
+                "binary frames are not supported; send JSON text frames",
+            );
+            return (!bounded(ws.send(Message::text(err))).await).then_some(End::Gone);
+        }
+        Ok(Message::Close(_)) => return Some(End::ClientClosed),
+        // Pings are answered by the WebSocket layer; pongs only count as activity.
+        Ok(_) => return None,
     };
-    (ws, end)
+    // In the connection's span, for the log lines; the write path runs outside it, so a
+    // fan-out costs no span enter per socket.
+    let span = session.span();
+    let reply = events::dispatch(edge, session, &text)
+        .instrument(span)
+        .await;
+    if let Some(reason) = reply.rejected {
+        session.metrics.reject(reason);
+    }
+    sent(session, &reply.frames);
+    if !bounded(write_all(ws, reply.frames)).await {
+        return Some(End::Gone);
+    }
+    reply.close.map(End::code)
 }
 
 /// A connection's deadlines: the idle ping, the pong after it, and authorization.

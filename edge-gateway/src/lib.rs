@@ -15,17 +15,15 @@ mod reporter;
 mod session;
 mod upgrade;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use channel_core::ChannelCore;
-use hyper::body::Incoming;
-use hyper::{Request, Response};
+use hyper::{Response, StatusCode};
 use switchyard_apps::AppStore;
 use switchyard_bus::Bus;
-use switchyard_listener::Body;
+use switchyard_listener::{Body, Service, UpgradeHook};
 use switchyard_protocol::CloseCode;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -215,13 +213,10 @@ impl Edge {
         self.ready.load(Ordering::Relaxed) && self.deps.bus.is_connected()
     }
 
-    /// Handles a request for `/app/{key}`: the WebSocket upgrade.
-    pub async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<Body> {
-        upgrade::handle(self, req, peer)
+    /// Decides WebSocket upgrades (`/app/{key}`): the listener's upgrade hook.
+    pub fn upgrades(self: &Arc<Self>) -> UpgradeHook {
+        let edge = self.clone();
+        Arc::new(move |req, peer| upgrade::accept(&edge, req, peer))
     }
 
     /// Waits until every connection has closed, at most the shutdown grace period, then sends
@@ -245,6 +240,14 @@ impl Edge {
     }
 }
 
+/// The answer to a plain request for a WebSocket path (upgrades never reach the handler).
+pub fn not_an_upgrade() -> Response<Body> {
+    switchyard_listener::error(
+        StatusCode::BAD_REQUEST,
+        "expected a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)",
+    )
+}
+
 /// Runs a standalone edge on `listener` until `shutdown`, then drains.
 pub async fn run(
     listener: impl Into<switchyard_listener::Listener>,
@@ -254,19 +257,23 @@ pub async fn run(
 ) {
     let edge = Edge::new(config, deps, shutdown.clone());
     let handler_edge = edge.clone();
-    let handler: switchyard_listener::Handler = Arc::new(move |req, peer| {
+    let handler: switchyard_listener::Handler = Arc::new(move |req, _peer| {
         let edge = handler_edge.clone();
         Box::pin(async move {
             match req.uri().path() {
                 "/up" => switchyard_listener::health(true),
                 "/ready" => switchyard_listener::health(edge.is_ready()),
                 "/metrics" => switchyard_telemetry::metrics::endpoint(),
-                _ => edge.handle(req, peer).await,
+                _ => not_an_upgrade(),
             }
         })
     });
+    let service = Service {
+        handler,
+        upgrades: Some(edge.upgrades()),
+    };
     let tracker = TaskTracker::new();
-    switchyard_listener::serve(listener, handler, shutdown, tracker.clone()).await;
+    switchyard_listener::serve(listener, service, shutdown, tracker.clone()).await;
     edge.drain().await;
     tracker.close();
     tracker.wait().await;

@@ -4,15 +4,19 @@
 //! The queue is a `VecDeque` behind a mutex rather than a channel because an idle connection
 //! should cost almost nothing: an empty `VecDeque` allocates nothing, while a bounded tokio
 //! channel allocates a block of slots up front (about 1 KB per connection here). After a
-//! burst, the buffer is released once it drains.
+//! burst, the buffer is released once it drains. The connection's task is woken through an
+//! `AtomicWaker`: it is polled directly by the task's loop, so the task keeps no waiter
+//! future for it, and a wake-up takes no lock.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
 
 use switchyard_protocol::CloseCode;
 use switchyard_telemetry::metrics;
-use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Spare capacity kept after a burst drains; beyond it the buffer is freed.
@@ -35,7 +39,7 @@ struct Shared {
     limit: QueueLimit,
     /// 0 while open; otherwise the close code someone asked for.
     close: AtomicU16,
-    wake: Notify,
+    wake: AtomicWaker,
 }
 
 #[derive(Default)]
@@ -68,7 +72,7 @@ pub(crate) fn pair(limit: QueueLimit) -> (Peer, Mailbox) {
         queue: Mutex::new(Queue::default()),
         limit,
         close: AtomicU16::new(0),
-        wake: Notify::new(),
+        wake: AtomicWaker::new(),
     });
     (
         Peer {
@@ -110,7 +114,7 @@ impl Peer {
         queue.bytes += frame.len();
         queue.frames.push_back(frame);
         drop(queue);
-        self.shared.wake.notify_one();
+        self.shared.wake.wake();
         true
     }
 
@@ -121,7 +125,7 @@ impl Peer {
             .close
             .compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
-        self.shared.wake.notify_one();
+        self.shared.wake.wake();
         won
     }
 }
@@ -129,14 +133,21 @@ impl Peer {
 impl Mailbox {
     /// Waits for the next frame or close request; a close request goes first.
     /// Cancel-safe: nothing is taken from the queue unless it is returned.
+    #[cfg(test)]
     pub async fn next(&self) -> Outgoing {
-        loop {
-            if let Some(out) = self.try_next() {
-                return out;
-            }
-            // `notify_one` stores a permit when nobody waits, so a send between the check
-            // above and this await is not missed.
-            self.shared.wake.notified().await;
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// The next frame or close request, or `Pending` with the task's waker registered.
+    pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Outgoing> {
+        if let Some(out) = self.try_next() {
+            return Poll::Ready(out);
+        }
+        // Registered before looking again, so a send in between is not missed.
+        self.shared.wake.register(cx.waker());
+        match self.try_next() {
+            Some(out) => Poll::Ready(out),
+            None => Poll::Pending,
         }
     }
 

@@ -20,8 +20,8 @@ use hyper::StatusCode;
 use switchyard_apps::AppAdmin;
 use switchyard_bus::{Bus, MemoryBus};
 use switchyard_config::Config;
-use switchyard_listener::Handler;
 use switchyard_listener::Listener;
+use switchyard_listener::{Handler, Service};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use webhook_worker::{MemoryQueue, WorkerConfig};
@@ -105,9 +105,12 @@ impl Server {
             bus,
             admin: app_store::admin(&self.config, backend),
         });
-        let handler = router(edge.clone(), api);
+        let service = Service {
+            handler: router(api),
+            upgrades: Some(edge.upgrades()),
+        };
         let tracker = TaskTracker::new();
-        switchyard_listener::serve(self.listener, handler, shutdown, tracker.clone()).await;
+        switchyard_listener::serve(self.listener, service, shutdown, tracker.clone()).await;
         edge.drain().await;
         tracker.close();
         tracker.wait().await;
@@ -134,18 +137,17 @@ pub fn edge_config(config: &Config, edge_id: String) -> EdgeConfig {
     }
 }
 
-/// One port for everything, as Pusher, soketi and Sockudo serve it.
-fn router(edge: Arc<Edge>, api: Arc<Api>) -> Handler {
-    Arc::new(move |req, peer| {
-        let (edge, api) = (edge.clone(), api.clone());
+/// One port for everything, as Pusher, soketi and Sockudo serve it. WebSocket upgrades go to
+/// the edge's upgrade hook before a request reaches this handler.
+fn router(api: Arc<Api>) -> Handler {
+    Arc::new(move |req, _peer| {
+        let api = api.clone();
         Box::pin(async move {
             let path = req.uri().path();
             if path.starts_with("/apps/") || path.starts_with("/admin/") {
                 api.handle(req).await
-            } else if path.starts_with("/app/")
-                || req.headers().contains_key(hyper::header::UPGRADE)
-            {
-                edge.handle(req, peer).await
+            } else if path.starts_with("/app/") {
+                edge_gateway::not_an_upgrade()
             } else if path == "/up" || path == "/ready" {
                 switchyard_listener::json(StatusCode::OK, r#"{"ok":true}"#)
             } else if path == "/metrics" {

@@ -92,9 +92,9 @@ pub(crate) async fn handle(
         session.authorized = true;
     }
     session.channels.insert(
-        name.clone(),
+        &name,
         Subscribed {
-            presence_user: member.map(|m| m.user_id),
+            presence_user: member.map(|m| m.user_id.into()),
         },
     );
     let mut frames = vec![frame::subscription_succeeded(&name, &data)];

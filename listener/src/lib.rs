@@ -150,10 +150,11 @@ pub async fn serve(
                 return conn.serve(stream).await;
             };
             // Boxed, like hyper's state below: this task is allocated for every connection,
-            // and most are plain WebSocket handshakes that need neither.
+            // and most are plain WebSocket handshakes, which need neither. Inline, the TLS
+            // state (over a kilobyte) would size every plain connection's task too.
             let accept = Box::pin(tls.acceptor().accept(stream));
             match tokio::time::timeout(HEADER_TIMEOUT, accept).await {
-                Ok(Ok(stream)) => conn.serve(stream).await,
+                Ok(Ok(stream)) => Box::pin(conn.serve(stream)).await,
                 Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }

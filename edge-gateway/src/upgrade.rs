@@ -28,8 +28,8 @@ pub(crate) fn accept(edge: &Arc<Edge>, req: &UpgradeRequest<'_>, peer: SocketAdd
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return Upgrade::Refuse(res);
     }
-    // Everything the task needs is taken out of the request now: what an async block captures
-    // stays in the connection task for the connection's whole life.
+    // Everything the connection needs is copied out of the request now: the request is
+    // borrowed from the listener's read buffer, which is gone once the hook returns.
     let app_key: Result<Box<str>, _> = handshake::app_key(req.path, req.query).map(Box::from);
     let origin: Option<Box<str>> = req.header("origin").map(Box::from);
     let max_message = edge.config.max_message_bytes;

@@ -7,7 +7,7 @@ use switchyard_apps::{App, AppStore};
 use switchyard_bus::{channel_subject, watch_subject, Bus, Envelope};
 use switchyard_protocol::presence::{self, Member};
 use switchyard_protocol::{frame, Channel, ChannelKind};
-use webhook_worker::{WebhookEvent, WebhookJob, WebhookQueue};
+use switchyard_webhook::{WebhookEvent, WebhookJob, WebhookSink};
 
 use crate::hold::HoldKey;
 use crate::store::{ChannelStore, CountTransition};
@@ -33,7 +33,7 @@ pub struct Core {
     pub(crate) store: Arc<dyn ChannelStore>,
     bus: Arc<dyn Bus>,
     apps: Arc<dyn AppStore>,
-    pub(crate) webhooks: Arc<dyn WebhookQueue>,
+    pub(crate) webhooks: Arc<dyn WebhookSink>,
     last_count_event: Mutex<HashMap<(String, String), Instant>>,
     pub(crate) hold: Duration,
     pub(crate) lease_ttl: Duration,
@@ -44,7 +44,7 @@ impl Core {
         store: Arc<dyn ChannelStore>,
         bus: Arc<dyn Bus>,
         apps: Arc<dyn AppStore>,
-        webhooks: Arc<dyn WebhookQueue>,
+        webhooks: Arc<dyn WebhookSink>,
     ) -> Core {
         Core {
             store,
@@ -94,7 +94,7 @@ impl Core {
             time_ms: now_ms(),
             only_url: None,
         };
-        if let Err(e) = webhook_worker::push_with_retry(self.webhooks.as_ref(), job).await {
+        if let Err(e) = switchyard_webhook::push_with_retry(self.webhooks.as_ref(), job).await {
             tracing::error!(app_id = %app.id, error = %e, "webhook enqueue failed; event dropped");
         }
     }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_apps::App;
+use switchyard_webhook::{WebhookEvent, WebhookJob};
 use tokio_util::sync::CancellationToken;
-use webhook_worker::{WebhookEvent, WebhookJob};
 
 use crate::core::{now_ms, Core};
 use crate::store::DueHold;

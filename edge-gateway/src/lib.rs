@@ -25,9 +25,9 @@ use switchyard_apps::AppStore;
 use switchyard_bus::Bus;
 use switchyard_listener::{Body, Service, UpgradeHook};
 use switchyard_protocol::CloseCode;
+use switchyard_webhook::WebhookSink;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use webhook_worker::WebhookQueue;
 
 use crate::admission::{IpRate, LiveApps};
 use crate::hub::Hub;
@@ -84,7 +84,7 @@ pub struct EdgeDeps {
     pub apps: Arc<dyn AppStore>,
     pub core: Arc<dyn ChannelCore>,
     pub bus: Arc<dyn Bus>,
-    pub webhooks: Arc<dyn WebhookQueue>,
+    pub webhooks: Arc<dyn WebhookSink>,
 }
 
 /// One running edge.

@@ -16,7 +16,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use webhook_worker::{RedisQueue, WebhookEvent, WebhookJob, WebhookQueue, DEFAULT_GROUP};
+use webhook_worker::{RedisQueue, WebhookEvent, WebhookJob, WebhookSink, DEFAULT_GROUP};
 
 const PUSHERS: usize = 32;
 

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use webhook_worker::{
     DeadLetters, Failure, RedisDeadLetters, RedisQueue, WebhookEvent, WebhookJob, WebhookQueue,
+    WebhookSink,
 };
 
 const REDIS: &str = "redis://127.0.0.1:6379";

@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{FromRedisValue, RedisResult};
 
-use crate::{LeaseId, Leased, QueueError, WebhookJob, WebhookQueue};
+use crate::{LeaseId, Leased, QueueError, WebhookJob, WebhookQueue, WebhookSink};
 
 pub const DEFAULT_STREAM_KEY: &str = "switchyard:webhooks";
 pub const DEFAULT_GROUP: &str = "webhook-workers";
@@ -130,7 +130,7 @@ async fn manager(
 }
 
 #[async_trait]
-impl WebhookQueue for RedisQueue {
+impl WebhookSink for RedisQueue {
     async fn push(&self, job: WebhookJob) -> Result<(), QueueError> {
         let json = serde_json::to_string(&job)
             .map_err(|e| QueueError::Unavailable(format!("encode webhook job: {e}")))?;
@@ -149,7 +149,10 @@ impl WebhookQueue for RedisQueue {
             .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl WebhookQueue for RedisQueue {
     async fn pull(&self, max: usize, wait: Duration) -> Result<Vec<Leased>, QueueError> {
         let max = max.max(1);
         let mut entries = self.inner.reclaim(max).await?;

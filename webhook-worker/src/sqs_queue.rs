@@ -24,7 +24,7 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message, QueueAttributeName};
 use aws_sdk_sqs::Client;
 
-use crate::{LeaseId, Leased, QueueError, WebhookJob, WebhookQueue};
+use crate::{LeaseId, Leased, QueueError, WebhookJob, WebhookQueue, WebhookSink};
 
 mod provision;
 
@@ -109,7 +109,7 @@ impl SqsQueue {
 }
 
 #[async_trait]
-impl WebhookQueue for SqsQueue {
+impl WebhookSink for SqsQueue {
     async fn push(&self, job: WebhookJob) -> Result<(), QueueError> {
         let body = serde_json::to_string(&job)
             .map_err(|e| QueueError::Unavailable(format!("encode webhook job: {e}")))?;
@@ -124,7 +124,10 @@ impl WebhookQueue for SqsQueue {
             .await
             .map(drop)
     }
+}
 
+#[async_trait]
+impl WebhookQueue for SqsQueue {
     async fn pull(&self, max: usize, wait: Duration) -> Result<Vec<Leased>, QueueError> {
         let inner = &self.inner;
         let max = max.clamp(1, MAX_BATCH) as i32;

@@ -21,7 +21,7 @@ use switchyard_protocol::signature;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use webhook_worker::{MemoryDeadLetters, MemoryQueue, WebhookQueue};
+use webhook_worker::{MemoryDeadLetters, MemoryQueue, WebhookSink};
 
 use fixtures::{app, fast_retries, hook, job, Worker, SECRET};
 

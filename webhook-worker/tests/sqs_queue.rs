@@ -7,7 +7,7 @@ mod fixtures;
 
 use std::time::{Duration, Instant};
 
-use webhook_worker::{QueueError, SqsQueue, SqsQueueConfig, WebhookQueue};
+use webhook_worker::{QueueError, SqsQueue, SqsQueueConfig, WebhookQueue, WebhookSink};
 
 use fixtures::job;
 use fixtures::sqs::TestQueue;

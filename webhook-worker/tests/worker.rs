@@ -12,7 +12,8 @@ use switchyard_protocol::signature;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use webhook_worker::{
-    LeaseId, Leased, MemoryQueue, QueueError, WebhookEvent, WebhookJob, WebhookQueue, WorkerConfig,
+    LeaseId, Leased, MemoryQueue, QueueError, WebhookEvent, WebhookJob, WebhookQueue, WebhookSink,
+    WorkerConfig,
 };
 
 use fixtures::{job, Stream};
@@ -47,10 +48,14 @@ impl Recording {
 }
 
 #[async_trait]
-impl WebhookQueue for Recording {
+impl WebhookSink for Recording {
     async fn push(&self, job: WebhookJob) -> Result<(), QueueError> {
         self.inner.push(job).await
     }
+}
+
+#[async_trait]
+impl WebhookQueue for Recording {
     async fn pull(&self, max: usize, wait: Duration) -> Result<Vec<Leased>, QueueError> {
         self.inner.pull(max, wait).await
     }

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use switchyard_bus::{channel_subject, Envelope};
 use switchyard_protocol::frame::{self, RawJson};
 use switchyard_protocol::{Channel, CloseCode};
-use webhook_worker::{WebhookEvent, WebhookJob};
+use switchyard_webhook::{WebhookEvent, WebhookJob};
 
 use crate::session::Session;
 use crate::Edge;
@@ -92,7 +92,7 @@ pub(crate) async fn handle(
         // Retries must not stall this connection's reads, so they run on their own.
         let queue = edge.deps.webhooks.clone();
         tokio::spawn(async move {
-            if let Err(e) = webhook_worker::push_with_retry(queue.as_ref(), job).await {
+            if let Err(e) = switchyard_webhook::push_with_retry(queue.as_ref(), job).await {
                 tracing::error!(error = %e, "client_event webhook enqueue failed; event dropped");
             }
         });

@@ -707,8 +707,28 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
+/// Why a test receiver got no request out of a connection.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The sender stopped before the request was whole (end of stream or a reset). A sender
+    /// killed with -9 mid-POST does this, and any receiver sees it after a crash: the job is
+    /// redelivered, so a lost job shows up as a missing event, not here.
+    Cut(String),
+    /// A whole head that is not a valid request.
+    Malformed(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Cut(m) => write!(f, "cut: {m}"),
+            ReadError::Malformed(m) => write!(f, "malformed: {m}"),
+        }
+    }
+}
+
 /// Reads one request with a `Content-Length` body from `stream` (answering is the caller's).
-pub async fn read_request(stream: &mut TcpStream) -> Result<HttpRequest, String> {
+pub async fn read_request(stream: &mut TcpStream) -> Result<HttpRequest, ReadError> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -718,12 +738,12 @@ pub async fn read_request(stream: &mut TcpStream) -> Result<HttpRequest, String>
         let n = stream
             .read(&mut chunk)
             .await
-            .map_err(|e| format!("read: {e}"))?;
+            .map_err(|e| ReadError::Cut(format!("read: {e}")))?;
         if n == 0 {
-            return Err(format!(
+            return Err(ReadError::Cut(format!(
                 "connection closed inside the head: {:?}",
                 String::from_utf8_lossy(&buf)
-            ));
+            )));
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -737,14 +757,14 @@ pub async fn read_request(stream: &mut TcpStream) -> Result<HttpRequest, String>
     let length: usize = headers
         .get("content-length")
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no content-length in {head:?}"))?;
+        .ok_or_else(|| ReadError::Malformed(format!("no content-length in {head:?}")))?;
     while buf.len() < head_end + length {
         let n = stream
             .read(&mut chunk)
             .await
-            .map_err(|e| format!("read body: {e}"))?;
+            .map_err(|e| ReadError::Cut(format!("read body: {e}")))?;
         if n == 0 {
-            return Err("connection closed inside the body".into());
+            return Err(ReadError::Cut("connection closed inside the body".into()));
         }
         buf.extend_from_slice(&chunk[..n]);
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::{QueueError, WebhookJob, WebhookQueue};
+use crate::{QueueError, WebhookJob, WebhookSink};
 
 /// Pauses before each retry: about 1.5 s in all, short enough for a caller on a request path.
 const BACKOFF: [Duration; 3] = [
@@ -14,7 +14,7 @@ const BACKOFF: [Duration; 3] = [
 ];
 
 /// Pushes `job`, retrying a failed push up to three times; the last error otherwise.
-pub async fn push_with_retry(queue: &dyn WebhookQueue, job: WebhookJob) -> Result<(), QueueError> {
+pub async fn push_with_retry(queue: &dyn WebhookSink, job: WebhookJob) -> Result<(), QueueError> {
     let mut last = match queue.push(job.clone()).await {
         Ok(()) => return Ok(()),
         Err(e) => e,

@@ -4,7 +4,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, Mutex};
 
-use crate::{LeaseId, Leased, QueueError, WebhookJob, WebhookQueue};
+use crate::{LeaseId, Leased, QueueError, WebhookJob, WebhookQueue, WebhookSink};
 
 /// The embedded mode's queue: an in-process channel the worker pulls from.
 ///
@@ -51,7 +51,7 @@ impl Default for MemoryQueue {
 }
 
 #[async_trait]
-impl WebhookQueue for MemoryQueue {
+impl WebhookSink for MemoryQueue {
     async fn push(&self, job: WebhookJob) -> Result<(), QueueError> {
         // Cannot fail while `self` holds the receiver; kept as an error rather than a panic.
         self.tx
@@ -60,7 +60,10 @@ impl WebhookQueue for MemoryQueue {
         self.unacked.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
 
+#[async_trait]
+impl WebhookQueue for MemoryQueue {
     async fn pull(&self, max: usize, wait: Duration) -> Result<Vec<Leased>, QueueError> {
         let max = max.max(1);
         let mut rx = self.rx.lock().await;

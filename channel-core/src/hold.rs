@@ -76,7 +76,7 @@ impl Core {
                     .hold(&key.app_id, &key.field(), json, self.hold)
                     .await
             }
-            Err(e) => Err(crate::StoreError::Unavailable(e.to_string())),
+            Err(e) => Err(crate::CoreError::Unavailable(e.to_string())),
         };
         if let Err(e) = held {
             // Sent at once rather than lost.

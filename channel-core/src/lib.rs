@@ -18,8 +18,8 @@ pub use crate::core::{Core, CACHE_TTL, LEASE_TTL, WEBHOOK_HOLD};
 pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
 pub use store::{
-    ChannelStore, CountTransition, DueHold, Holding, JoinResult, LeaveResult, ReapResult,
-    StoreError,
+    CacheStore, ChannelStore, CountStore, CountTransition, DueHold, HoldStore, Holding, JoinResult,
+    LeaseStore, LeaveResult, LimitStore, PresenceStore, ReapResult, UserStore,
 };
 
 /// Counts for one channel, as the HTTP API reports them.
@@ -47,21 +47,14 @@ pub struct CountReport {
     pub count: u64,
 }
 
+/// Why channel state could not be read or changed: the one error of the store traits, of
+/// `Core` and of its gRPC client alike, so no layer translates it.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     #[error("presence channel is full ({0} members)")]
     PresenceFull(usize),
     #[error("channel state unavailable: {0}")]
     Unavailable(String),
-}
-
-impl From<StoreError> for CoreError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::PresenceFull(n) => CoreError::PresenceFull(n),
-            StoreError::Unavailable(m) => CoreError::Unavailable(m),
-        }
-    }
 }
 
 /// What edges and the API need from core.

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use channel_core::{ChannelCounts, CountTransition, LeaveResult, StoreError};
+use channel_core::{ChannelCounts, CoreError, CountTransition, LeaveResult};
 use support::concurrency::*;
 use support::edges::*;
 use support::{member, Store};
@@ -156,7 +156,7 @@ async fn member_limit_refuses_only_new_users(s: Store) {
         .await
         .expect("join");
     let full = s.join("a", ch, "e2", "2.1", member("u3"), 2).await;
-    assert!(matches!(full, Err(StoreError::PresenceFull(2))), "{full:?}");
+    assert!(matches!(full, Err(CoreError::PresenceFull(2))), "{full:?}");
     let j = s.join("a", ch, "e2", "2.2", member("u1"), 2).await;
     let j = j.expect("an existing user's further connection is never refused");
     assert_eq!(j.members, vec![member("u1"), member("u2")]);
@@ -173,7 +173,7 @@ async fn member_limit_refuses_only_new_users(s: Store) {
     let none = s
         .join("a", "presence-zero", "e1", "1.1", member("u"), 0)
         .await;
-    assert!(matches!(none, Err(StoreError::PresenceFull(0))));
+    assert!(matches!(none, Err(CoreError::PresenceFull(0))));
     assert!(s
         .members("a", "presence-zero")
         .await

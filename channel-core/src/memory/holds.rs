@@ -3,7 +3,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::MemoryStore;
 use crate::store::DueHold;
+use crate::store::HoldStore;
+use crate::CoreError;
+use async_trait::async_trait;
 
 #[derive(Default)]
 pub(super) struct Holds {
@@ -58,6 +62,39 @@ impl Holds {
         if self.pending.get(&k).is_some_and(|(job, _)| *job == due.job) {
             self.pending.remove(&k);
         }
+    }
+}
+
+#[async_trait]
+impl HoldStore for MemoryStore {
+    async fn hold(
+        &self,
+        app_id: &str,
+        key: &str,
+        job: String,
+        hold: Duration,
+    ) -> Result<(), CoreError> {
+        let now = Instant::now();
+        self.lock().holds.hold(now, app_id, key, job, hold);
+        Ok(())
+    }
+
+    async fn cancel_hold(&self, app_id: &str, key: &str) -> Result<bool, CoreError> {
+        Ok(self.lock().holds.cancel(app_id, key))
+    }
+
+    async fn claim_due_holds(
+        &self,
+        claim: Duration,
+        limit: usize,
+    ) -> Result<Vec<DueHold>, CoreError> {
+        let now = Instant::now();
+        Ok(self.lock().holds.claim_due(now, claim, limit))
+    }
+
+    async fn forget_hold(&self, due: &DueHold) -> Result<(), CoreError> {
+        self.lock().holds.forget(due);
+        Ok(())
     }
 }
 

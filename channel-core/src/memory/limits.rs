@@ -4,7 +4,11 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use super::MemoryStore;
 use crate::store::Holding;
+use crate::store::LimitStore;
+use crate::CoreError;
+use async_trait::async_trait;
 
 #[derive(Default)]
 pub(super) struct Limits {
@@ -77,6 +81,37 @@ impl Limits {
         }
         *used += amount;
         true
+    }
+}
+
+#[async_trait]
+impl LimitStore for MemoryStore {
+    async fn admit_connection(
+        &self,
+        app_id: &str,
+        edge: &str,
+        max: u64,
+    ) -> Result<bool, CoreError> {
+        Ok(self.lock().limits.admit(app_id, edge, max))
+    }
+
+    async fn release_connection(&self, app_id: &str, edge: &str) -> Result<(), CoreError> {
+        self.lock().limits.release(app_id, edge);
+        Ok(())
+    }
+
+    async fn take_quota(
+        &self,
+        app_id: &str,
+        bucket: &str,
+        amount: u64,
+        per_second: u64,
+    ) -> Result<bool, CoreError> {
+        let now = Instant::now();
+        Ok(self
+            .lock()
+            .limits
+            .take(now, app_id, bucket, amount, per_second))
     }
 }
 

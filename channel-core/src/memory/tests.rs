@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::UserStore;
 
 fn member(id: &str) -> Member {
     Member {
@@ -53,7 +54,7 @@ async fn presence_limit_refuses_new_users_only() {
         .expect("ok");
     assert!(matches!(
         s.join("a", "p", "e", "2", member("u2"), 1).await,
-        Err(StoreError::PresenceFull(1))
+        Err(CoreError::PresenceFull(1))
     ));
     assert!(s.join("a", "p", "e", "3", member("u1"), 1).await.is_ok());
 }

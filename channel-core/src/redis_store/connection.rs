@@ -1,5 +1,5 @@
 //! Talking to Redis: connecting, and running scripts and pipelines under a timeout, with
-//! every failure turned into `StoreError::Unavailable`.
+//! every failure turned into `CoreError::Unavailable`.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -13,7 +13,7 @@ use tracing::{Instrument, Span};
 use super::keys::Keys;
 use super::scripts::Scripts;
 use super::RedisStore;
-use crate::store::StoreError;
+use crate::CoreError;
 
 /// How long one Redis call may take before the caller gets `Unavailable`: a dead Redis must
 /// fail requests quickly instead of stalling every edge behind it.
@@ -25,7 +25,7 @@ const MAX_TTL_MS: u64 = 10_000_000_000_000;
 impl RedisStore {
     /// Connects to `url`; every key starts with `namespace` (no `{` or `}` in it, or the
     /// hash tags break), so several deployments or tests can share one Redis.
-    pub async fn connect(url: &str, namespace: &str) -> Result<RedisStore, StoreError> {
+    pub async fn connect(url: &str, namespace: &str) -> Result<RedisStore, CoreError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
@@ -48,7 +48,7 @@ impl RedisStore {
     pub(super) async fn eval<T: FromRedisValue>(
         &self,
         inv: &ScriptInvocation<'_>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T, CoreError> {
         let mut con = self.con.clone();
         observed("script", "EVALSHA", timed(inv.invoke_async(&mut con))).await
     }
@@ -61,7 +61,7 @@ impl RedisStore {
         edge: &str,
         app_id: &str,
         inv: &ScriptInvocation<'_>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T, CoreError> {
         let mut pipe = redis::pipe();
         pipe.sadd(self.keys.edge_apps(edge), app_id)
             .ignore()
@@ -85,7 +85,7 @@ impl RedisStore {
     pub(super) async fn query<T: FromRedisValue>(
         &self,
         pipe: &redis::Pipeline,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T, CoreError> {
         let mut con = self.con.clone();
         observed("pipeline", "PIPELINE", timed(pipe.query_async(&mut con))).await
     }
@@ -96,8 +96,8 @@ impl RedisStore {
 async fn observed<T>(
     op: &'static str,
     command: &'static str,
-    call: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
+    call: impl Future<Output = Result<T, CoreError>>,
+) -> Result<T, CoreError> {
     let span = if trace::current_is_sampled() {
         tracing::info_span!(
             "redis",
@@ -119,17 +119,17 @@ async fn observed<T>(
     result
 }
 
-async fn timed<T>(call: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
+async fn timed<T>(call: impl Future<Output = RedisResult<T>>) -> Result<T, CoreError> {
     match tokio::time::timeout(TIMEOUT, call).await {
         Ok(result) => result.map_err(unavailable),
-        Err(_) => Err(StoreError::Unavailable(format!(
+        Err(_) => Err(CoreError::Unavailable(format!(
             "redis did not answer within {TIMEOUT:?}"
         ))),
     }
 }
 
-pub(super) fn unavailable(e: impl Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+pub(super) fn unavailable(e: impl Display) -> CoreError {
+    CoreError::Unavailable(e.to_string())
 }
 
 /// Milliseconds, rounded up so a short non-zero TTL does not become "already expired".

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use super::connection::ttl_ms;
 use super::RedisStore;
-use crate::store::{DueHold, StoreError};
+use crate::store::DueHold;
+use crate::store::HoldStore;
+use crate::CoreError;
+use async_trait::async_trait;
 
 impl RedisStore {
     pub(super) async fn put_hold(
@@ -14,7 +17,7 @@ impl RedisStore {
         key: &str,
         job: String,
         hold: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), CoreError> {
         let app = self.keys.app(app_id);
         let mut inv = self.scripts.hold_put.prepare_invoke();
         inv.key(app.holds())
@@ -30,7 +33,7 @@ impl RedisStore {
         self.query(&pipe).await
     }
 
-    pub(super) async fn drop_hold(&self, app_id: &str, key: &str) -> Result<bool, StoreError> {
+    pub(super) async fn drop_hold(&self, app_id: &str, key: &str) -> Result<bool, CoreError> {
         let app = self.keys.app(app_id);
         let mut inv = self.scripts.hold_cancel.prepare_invoke();
         inv.key(app.holds()).key(app.holds_due()).arg(key);
@@ -42,7 +45,7 @@ impl RedisStore {
         &self,
         claim: Duration,
         limit: usize,
-    ) -> Result<Vec<DueHold>, StoreError> {
+    ) -> Result<Vec<DueHold>, CoreError> {
         let mut pipe = redis::pipe();
         pipe.smembers(self.keys.holds_apps());
         let (apps,): (Vec<String>,) = self.query(&pipe).await?;
@@ -75,7 +78,7 @@ impl RedisStore {
 
     /// Removes an app without holds from the index. A hold added meanwhile re-adds the app
     /// after writing itself, and this re-adds it if one appeared, so none goes unlisted.
-    async fn unlist_if_empty(&self, app_id: &str) -> Result<(), StoreError> {
+    async fn unlist_if_empty(&self, app_id: &str) -> Result<(), CoreError> {
         let app = self.keys.app(app_id);
         let mut pipe = redis::pipe();
         pipe.srem(self.keys.holds_apps(), app_id)
@@ -90,7 +93,7 @@ impl RedisStore {
         Ok(())
     }
 
-    pub(super) async fn forget(&self, due: &DueHold) -> Result<(), StoreError> {
+    pub(super) async fn forget(&self, due: &DueHold) -> Result<(), CoreError> {
         let app = self.keys.app(&due.app_id);
         let mut inv = self.scripts.hold_forget.prepare_invoke();
         inv.key(app.holds())
@@ -102,12 +105,40 @@ impl RedisStore {
     }
 }
 
+#[async_trait]
+impl HoldStore for RedisStore {
+    async fn hold(
+        &self,
+        app_id: &str,
+        key: &str,
+        job: String,
+        hold: Duration,
+    ) -> Result<(), CoreError> {
+        self.put_hold(app_id, key, job, hold).await
+    }
+
+    async fn cancel_hold(&self, app_id: &str, key: &str) -> Result<bool, CoreError> {
+        self.drop_hold(app_id, key).await
+    }
+
+    async fn claim_due_holds(
+        &self,
+        claim: Duration,
+        limit: usize,
+    ) -> Result<Vec<DueHold>, CoreError> {
+        self.claim(claim, limit).await
+    }
+
+    async fn forget_hold(&self, due: &DueHold) -> Result<(), CoreError> {
+        self.forget(due).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     use super::*;
-    use crate::ChannelStore;
 
     /// Two replicas on one Redis (127.0.0.1:6379) share the holds.
     #[tokio::test]

@@ -3,7 +3,9 @@
 
 use super::keys::CONNECTIONS_HOLDING;
 use super::RedisStore;
-use crate::store::StoreError;
+use crate::store::LimitStore;
+use crate::CoreError;
+use async_trait::async_trait;
 
 impl RedisStore {
     pub(super) async fn admit(
@@ -11,7 +13,7 @@ impl RedisStore {
         app_id: &str,
         edge: &str,
         max: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, CoreError> {
         let app = self.keys.app(app_id);
         let mut inv = self.scripts.admit_connection.prepare_invoke();
         inv.key(app.connections())
@@ -23,14 +25,14 @@ impl RedisStore {
         Ok(admitted == 1)
     }
 
-    pub(super) async fn release(&self, app_id: &str, edge: &str) -> Result<(), StoreError> {
+    pub(super) async fn release(&self, app_id: &str, edge: &str) -> Result<(), CoreError> {
         let mut inv = self.scripts.release_connection.prepare_invoke();
         inv.key(self.keys.app(app_id).connections()).arg(edge);
         let _left: i64 = self.eval(&inv).await?;
         Ok(())
     }
 
-    pub(super) async fn reap_conns(&self, app_id: &str, edge: &str) -> Result<(), StoreError> {
+    pub(super) async fn reap_conns(&self, app_id: &str, edge: &str) -> Result<(), CoreError> {
         let app = self.keys.app(app_id);
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -47,12 +49,38 @@ impl RedisStore {
         bucket: &str,
         amount: u64,
         per_second: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, CoreError> {
         let mut inv = self.scripts.take_quota.prepare_invoke();
         inv.key(self.keys.app(app_id).quota(bucket))
             .arg(amount)
             .arg(per_second);
         let taken: i64 = self.eval(&inv).await?;
         Ok(taken == 1)
+    }
+}
+
+#[async_trait]
+impl LimitStore for RedisStore {
+    async fn admit_connection(
+        &self,
+        app_id: &str,
+        edge: &str,
+        max: u64,
+    ) -> Result<bool, CoreError> {
+        self.admit(app_id, edge, max).await
+    }
+
+    async fn release_connection(&self, app_id: &str, edge: &str) -> Result<(), CoreError> {
+        self.release(app_id, edge).await
+    }
+
+    async fn take_quota(
+        &self,
+        app_id: &str,
+        bucket: &str,
+        amount: u64,
+        per_second: u64,
+    ) -> Result<bool, CoreError> {
+        self.take(app_id, bucket, amount, per_second).await
     }
 }

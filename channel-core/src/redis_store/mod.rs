@@ -17,8 +17,10 @@
 mod connection;
 mod holds;
 mod keys;
+mod leases;
 mod limits;
 mod scripts;
+mod users;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -29,12 +31,11 @@ use redis::Value;
 use switchyard_protocol::presence::Member;
 
 use crate::store::{
-    ChannelStore, CountTransition, DueHold, Holding, JoinResult, LeaveResult, ReapResult,
-    StoreError,
+    CacheStore, CountStore, CountTransition, JoinResult, LeaveResult, PresenceStore,
 };
-use crate::ChannelCounts;
+use crate::{ChannelCounts, CoreError};
 use connection::{ttl_ms, unavailable};
-use keys::{channel_holding, conn, conn_prefix, parse_holding, user_holding, Keys};
+use keys::{channel_holding, conn, Keys};
 use scripts::Scripts;
 
 /// Channel state in Redis. Cheap to share: the connection is multiplexed and reconnects by
@@ -70,14 +71,14 @@ fn total(counts: &[u64]) -> u64 {
 }
 
 #[async_trait]
-impl ChannelStore for RedisStore {
+impl CountStore for RedisStore {
     async fn set_edge_count(
         &self,
         app_id: &str,
         channel: &str,
         edge: &str,
         count: u64,
-    ) -> Result<CountTransition, StoreError> {
+    ) -> Result<CountTransition, CoreError> {
         let app = self.keys.app(app_id);
         let mut inv = self.scripts.count.prepare_invoke();
         inv.key(app.counts(channel))
@@ -95,83 +96,7 @@ impl ChannelStore for RedisStore {
         Ok(CountTransition { before, after })
     }
 
-    async fn join(
-        &self,
-        app_id: &str,
-        channel: &str,
-        edge: &str,
-        socket_id: &str,
-        member: Member,
-        max_members: usize,
-    ) -> Result<JoinResult, StoreError> {
-        let app = self.keys.app(app_id);
-        let mut inv = self.scripts.join.prepare_invoke();
-        inv.key(app.members(channel))
-            .key(app.order(channel))
-            .key(app.conns(channel))
-            .key(app.user_conns(channel))
-            .key(app.edge_sockets(channel, edge))
-            .key(app.holdings(edge))
-            .arg(conn(edge, socket_id))
-            .arg(socket_id)
-            .arg(&member.user_id)
-            .arg(&member.user_info)
-            .arg(max_members)
-            .arg(channel_holding(channel));
-        let (first, flat): (i64, Vec<String>) = self.eval_indexed(edge, app_id, &inv).await?;
-        if first < 0 {
-            return Err(StoreError::PresenceFull(max_members));
-        }
-        Ok(JoinResult {
-            first: first == 1,
-            members: members_from_pairs(flat),
-        })
-    }
-
-    async fn leave(
-        &self,
-        app_id: &str,
-        channel: &str,
-        edge: &str,
-        socket_id: &str,
-    ) -> Result<Option<LeaveResult>, StoreError> {
-        let app = self.keys.app(app_id);
-        let mut inv = self.scripts.leave.prepare_invoke();
-        inv.key(app.members(channel))
-            .key(app.order(channel))
-            .key(app.conns(channel))
-            .key(app.user_conns(channel))
-            .key(app.edge_sockets(channel, edge))
-            .key(app.counts(channel))
-            .key(app.holdings(edge))
-            .arg(conn(edge, socket_id))
-            .arg(socket_id)
-            .arg(edge)
-            .arg(channel_holding(channel));
-        let left: Option<(String, i64)> = self.eval(&inv).await?;
-        Ok(left.map(|(user_id, last)| LeaveResult {
-            user_id,
-            last: last == 1,
-        }))
-    }
-
-    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, StoreError> {
-        let app = self.keys.app(app_id);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .zrange(app.order(channel), 0, -1)
-            .hgetall(app.members(channel));
-        let (order, mut infos): (Vec<String>, HashMap<String, String>) = self.query(&pipe).await?;
-        Ok(order
-            .into_iter()
-            .filter_map(|user_id| {
-                let user_info = infos.remove(&user_id)?;
-                Some(Member { user_id, user_info })
-            })
-            .collect())
-    }
-
-    async fn counts(&self, app_id: &str, channel: &str) -> Result<ChannelCounts, StoreError> {
+    async fn counts(&self, app_id: &str, channel: &str) -> Result<ChannelCounts, CoreError> {
         let app = self.keys.app(app_id);
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -188,7 +113,7 @@ impl ChannelStore for RedisStore {
         &self,
         app_id: &str,
         prefix: &str,
-    ) -> Result<Vec<(String, ChannelCounts)>, StoreError> {
+    ) -> Result<Vec<(String, ChannelCounts)>, CoreError> {
         let app = self.keys.app(app_id);
         let (min, max) = prefix_range(prefix);
         let mut pipe = redis::pipe();
@@ -222,14 +147,96 @@ impl ChannelStore for RedisStore {
         }
         Ok(out)
     }
+}
 
+#[async_trait]
+impl PresenceStore for RedisStore {
+    async fn join(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        socket_id: &str,
+        member: Member,
+        max_members: usize,
+    ) -> Result<JoinResult, CoreError> {
+        let app = self.keys.app(app_id);
+        let mut inv = self.scripts.join.prepare_invoke();
+        inv.key(app.members(channel))
+            .key(app.order(channel))
+            .key(app.conns(channel))
+            .key(app.user_conns(channel))
+            .key(app.edge_sockets(channel, edge))
+            .key(app.holdings(edge))
+            .arg(conn(edge, socket_id))
+            .arg(socket_id)
+            .arg(&member.user_id)
+            .arg(&member.user_info)
+            .arg(max_members)
+            .arg(channel_holding(channel));
+        let (first, flat): (i64, Vec<String>) = self.eval_indexed(edge, app_id, &inv).await?;
+        if first < 0 {
+            return Err(CoreError::PresenceFull(max_members));
+        }
+        Ok(JoinResult {
+            first: first == 1,
+            members: members_from_pairs(flat),
+        })
+    }
+
+    async fn leave(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+        socket_id: &str,
+    ) -> Result<Option<LeaveResult>, CoreError> {
+        let app = self.keys.app(app_id);
+        let mut inv = self.scripts.leave.prepare_invoke();
+        inv.key(app.members(channel))
+            .key(app.order(channel))
+            .key(app.conns(channel))
+            .key(app.user_conns(channel))
+            .key(app.edge_sockets(channel, edge))
+            .key(app.counts(channel))
+            .key(app.holdings(edge))
+            .arg(conn(edge, socket_id))
+            .arg(socket_id)
+            .arg(edge)
+            .arg(channel_holding(channel));
+        let left: Option<(String, i64)> = self.eval(&inv).await?;
+        Ok(left.map(|(user_id, last)| LeaveResult {
+            user_id,
+            last: last == 1,
+        }))
+    }
+
+    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, CoreError> {
+        let app = self.keys.app(app_id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zrange(app.order(channel), 0, -1)
+            .hgetall(app.members(channel));
+        let (order, mut infos): (Vec<String>, HashMap<String, String>) = self.query(&pipe).await?;
+        Ok(order
+            .into_iter()
+            .filter_map(|user_id| {
+                let user_info = infos.remove(&user_id)?;
+                Some(Member { user_id, user_info })
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl CacheStore for RedisStore {
     async fn cache_put(
         &self,
         app_id: &str,
         channel: &str,
         frame: String,
         ttl: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), CoreError> {
         let key = self.keys.app(app_id).cache(channel);
         let mut pipe = redis::pipe();
         // Redis rejects PX 0; a zero TTL means the frame is already gone.
@@ -250,218 +257,12 @@ impl ChannelStore for RedisStore {
         &self,
         app_id: &str,
         channel: &str,
-    ) -> Result<Option<(String, Duration)>, StoreError> {
+    ) -> Result<Option<(String, Duration)>, CoreError> {
         let key = self.keys.app(app_id).cache(channel);
         let mut pipe = redis::pipe();
         pipe.atomic().get(&key).pttl(&key);
         let (frame, pttl): (Option<String>, i64) = self.query(&pipe).await?;
         let remaining = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
         Ok(frame.map(|frame| (frame, remaining)))
-    }
-
-    async fn user_connect(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        edge: &str,
-        socket_id: &str,
-    ) -> Result<bool, StoreError> {
-        let app = self.keys.app(app_id);
-        let mut inv = self.scripts.user_connect.prepare_invoke();
-        inv.key(app.online(user_id))
-            .key(app.user_sockets(user_id, edge))
-            .key(app.holdings(edge))
-            .arg(conn(edge, socket_id))
-            .arg(socket_id)
-            .arg(user_holding(user_id));
-        self.eval_indexed(edge, app_id, &inv).await
-    }
-
-    async fn user_disconnect(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        edge: &str,
-        socket_id: &str,
-    ) -> Result<bool, StoreError> {
-        let app = self.keys.app(app_id);
-        let mut inv = self.scripts.user_disconnect.prepare_invoke();
-        inv.key(app.online(user_id))
-            .key(app.user_sockets(user_id, edge))
-            .key(app.holdings(edge))
-            .arg(conn(edge, socket_id))
-            .arg(socket_id)
-            .arg(user_holding(user_id));
-        self.eval(&inv).await
-    }
-
-    async fn users_online(
-        &self,
-        app_id: &str,
-        user_ids: &[String],
-    ) -> Result<Vec<String>, StoreError> {
-        if user_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let app = self.keys.app(app_id);
-        let mut pipe = redis::pipe();
-        for user_id in user_ids {
-            pipe.exists(app.online(user_id));
-        }
-        let online: Vec<bool> = self.query(&pipe).await?;
-        Ok(user_ids
-            .iter()
-            .zip(online)
-            .filter(|(_, online)| *online)
-            .map(|(id, _)| id.clone())
-            .collect())
-    }
-
-    async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let mut inv = self.scripts.touch_edge.prepare_invoke();
-        inv.key(self.keys.leases()).arg(edge).arg(ttl_ms(ttl));
-        let live: i64 = self.eval(&inv).await?;
-        Ok(live == 1)
-    }
-
-    async fn claim_expired_edge(&self, claim: Duration) -> Result<Option<String>, StoreError> {
-        let mut inv = self.scripts.claim_edge.prepare_invoke();
-        inv.key(self.keys.leases())
-            .key(self.keys.reaping())
-            .arg(ttl_ms(claim));
-        self.eval(&inv).await
-    }
-
-    async fn edge_holdings(&self, edge: &str) -> Result<Vec<Holding>, StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.smembers(self.keys.edge_apps(edge));
-        let (apps,): (Vec<String>,) = self.query(&pipe).await?;
-        if apps.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for app_id in &apps {
-            pipe.smembers(self.keys.app(app_id).holdings(edge));
-        }
-        let held: Vec<Vec<String>> = self.query(&pipe).await?;
-        let mut out: Vec<Holding> = apps
-            .iter()
-            .zip(held)
-            .flat_map(|(app_id, values)| {
-                values
-                    .into_iter()
-                    .filter_map(move |value| parse_holding(app_id, &value))
-            })
-            .collect();
-        out.sort();
-        Ok(out)
-    }
-
-    async fn reap_channel(
-        &self,
-        app_id: &str,
-        channel: &str,
-        edge: &str,
-    ) -> Result<ReapResult, StoreError> {
-        let app = self.keys.app(app_id);
-        let mut inv = self.scripts.reap_channel.prepare_invoke();
-        inv.key(app.counts(channel))
-            .key(app.members(channel))
-            .key(app.order(channel))
-            .key(app.conns(channel))
-            .key(app.user_conns(channel))
-            .key(app.edge_sockets(channel, edge))
-            .key(app.occupied())
-            .key(app.holdings(edge))
-            .arg(edge)
-            .arg(channel)
-            .arg(conn_prefix(edge))
-            .arg(channel_holding(channel));
-        let (before, after, users_left): (u64, u64, Vec<String>) = self.eval(&inv).await?;
-        Ok(ReapResult {
-            transition: CountTransition { before, after },
-            users_left,
-        })
-    }
-
-    async fn reap_user(&self, app_id: &str, user_id: &str, edge: &str) -> Result<bool, StoreError> {
-        let app = self.keys.app(app_id);
-        let mut inv = self.scripts.reap_user.prepare_invoke();
-        inv.key(app.online(user_id))
-            .key(app.user_sockets(user_id, edge))
-            .key(app.holdings(edge))
-            .arg(conn_prefix(edge))
-            .arg(user_holding(user_id));
-        self.eval(&inv).await
-    }
-
-    async fn admit_connection(
-        &self,
-        app_id: &str,
-        edge: &str,
-        max: u64,
-    ) -> Result<bool, StoreError> {
-        self.admit(app_id, edge, max).await
-    }
-
-    async fn release_connection(&self, app_id: &str, edge: &str) -> Result<(), StoreError> {
-        self.release(app_id, edge).await
-    }
-
-    async fn reap_connections(&self, app_id: &str, edge: &str) -> Result<(), StoreError> {
-        self.reap_conns(app_id, edge).await
-    }
-
-    async fn take_quota(
-        &self,
-        app_id: &str,
-        bucket: &str,
-        amount: u64,
-        per_second: u64,
-    ) -> Result<bool, StoreError> {
-        self.take(app_id, bucket, amount, per_second).await
-    }
-
-    async fn hold(
-        &self,
-        app_id: &str,
-        key: &str,
-        job: String,
-        hold: Duration,
-    ) -> Result<(), StoreError> {
-        self.put_hold(app_id, key, job, hold).await
-    }
-
-    async fn cancel_hold(&self, app_id: &str, key: &str) -> Result<bool, StoreError> {
-        self.drop_hold(app_id, key).await
-    }
-
-    async fn claim_due_holds(
-        &self,
-        claim: Duration,
-        limit: usize,
-    ) -> Result<Vec<DueHold>, StoreError> {
-        self.claim(claim, limit).await
-    }
-
-    async fn forget_hold(&self, due: &DueHold) -> Result<(), StoreError> {
-        self.forget(due).await
-    }
-
-    async fn forget_edge(&self, edge: &str) -> Result<(), StoreError> {
-        let index = self.keys.edge_apps(edge);
-        let mut pipe = redis::pipe();
-        pipe.zrem(self.keys.reaping(), edge)
-            .ignore()
-            .smembers(&index);
-        let (apps,): (Vec<String>,) = self.query(&pipe).await?;
-        // After reaping, the holdings sets are already empty (so already gone); deleting them
-        // here only matters for ones a reap missed, which would otherwise never be visited.
-        let mut pipe = redis::pipe();
-        for app_id in &apps {
-            pipe.del(self.keys.app(app_id).holdings(edge)).ignore();
-        }
-        pipe.del(index).ignore();
-        self.query(&pipe).await
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use channel_core::{ChannelStore, RedisStore, StoreError};
+use channel_core::{CoreError, CountStore, LeaseStore, PresenceStore, RedisStore, UserStore};
 
 use super::member;
 
@@ -12,7 +12,7 @@ async fn unreachable_is_unavailable_quickly() {
     let started = Instant::now();
     let result = RedisStore::connect("redis://127.0.0.1:1", "sytest:unreachable").await;
     assert!(
-        matches!(result, Err(StoreError::Unavailable(_))),
+        matches!(result, Err(CoreError::Unavailable(_))),
         "{:?}",
         result.err()
     );
@@ -40,7 +40,7 @@ async fn that_never_answers_is_unavailable_quickly() {
     let started = Instant::now();
     let result = RedisStore::connect(&format!("redis://{addr}"), "sytest:silent").await;
     assert!(
-        matches!(result, Err(StoreError::Unavailable(_))),
+        matches!(result, Err(CoreError::Unavailable(_))),
         "{:?}",
         result.err()
     );

@@ -1,0 +1,141 @@
+//! Edge leases in memory, and removing what a dead edge held.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{key, MemoryStore};
+use crate::store::{CountTransition, Holding, LeaseStore, ReapResult};
+use crate::CoreError;
+
+#[async_trait]
+impl LeaseStore for MemoryStore {
+    async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<bool, CoreError> {
+        let now = Instant::now();
+        let before = self.lock().leases.insert(edge.to_owned(), now + ttl);
+        Ok(before.is_some())
+    }
+
+    async fn claim_expired_edge(&self, claim: Duration) -> Result<Option<String>, CoreError> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let stalled = state
+            .reaping
+            .iter()
+            .find(|(_, deadline)| **deadline <= now)
+            .map(|(edge, _)| edge.clone());
+        let edge = match stalled {
+            Some(edge) => edge,
+            None => {
+                let expired = state
+                    .leases
+                    .iter()
+                    .find(|(_, expiry)| **expiry <= now)
+                    .map(|(edge, _)| edge.clone());
+                let Some(edge) = expired else {
+                    return Ok(None);
+                };
+                state.leases.remove(&edge);
+                edge
+            }
+        };
+        state.reaping.insert(edge.clone(), now + claim);
+        Ok(Some(edge))
+    }
+
+    async fn edge_holdings(&self, edge: &str) -> Result<Vec<Holding>, CoreError> {
+        // A scan is fine here: it runs only when an edge dies, and in the embedded mode never.
+        let state = self.lock();
+        let channels = state.channels.iter().filter(|(_, ch)| {
+            ch.edge_counts.contains_key(edge)
+                || ch
+                    .users
+                    .values()
+                    .any(|(_, conns)| conns.iter().any(|(e, _)| e == edge))
+        });
+        let mut out: Vec<Holding> = channels
+            .map(|((app_id, channel), _)| Holding::Channel {
+                app_id: app_id.clone(),
+                channel: channel.clone(),
+            })
+            .collect();
+        out.extend(
+            state
+                .online
+                .iter()
+                .filter(|(_, conns)| conns.iter().any(|(e, _)| e == edge))
+                .map(|((app_id, user_id), _)| Holding::User {
+                    app_id: app_id.clone(),
+                    user_id: user_id.clone(),
+                }),
+        );
+        out.extend(state.limits.holdings(edge));
+        Ok(out)
+    }
+
+    async fn reap_channel(
+        &self,
+        app_id: &str,
+        channel: &str,
+        edge: &str,
+    ) -> Result<ReapResult, CoreError> {
+        let mut state = self.lock();
+        let k = key(app_id, channel);
+        let Some(ch) = state.channels.get_mut(&k) else {
+            return Ok(ReapResult {
+                transition: CountTransition {
+                    before: 0,
+                    after: 0,
+                },
+                users_left: Vec::new(),
+            });
+        };
+        let before = ch.total;
+        ch.total -= ch.edge_counts.remove(edge).unwrap_or(0);
+        let mut users_left = Vec::new();
+        for (user_id, (_, conns)) in ch.users.iter_mut() {
+            let had = conns.len();
+            conns.retain(|(e, _)| e != edge);
+            if had > 0 && conns.is_empty() {
+                users_left.push(user_id.clone());
+            }
+        }
+        for user_id in &users_left {
+            ch.users.remove(user_id);
+        }
+        ch.order.retain(|id| ch.users.contains_key(id));
+        let after = ch.total;
+        if ch.is_empty() {
+            state.channels.remove(&k);
+        }
+        Ok(ReapResult {
+            transition: CountTransition { before, after },
+            users_left,
+        })
+    }
+
+    async fn reap_user(&self, app_id: &str, user_id: &str, edge: &str) -> Result<bool, CoreError> {
+        let mut state = self.lock();
+        let k = key(app_id, user_id);
+        let Some(conns) = state.online.get_mut(&k) else {
+            return Ok(false);
+        };
+        let had = conns.len();
+        conns.retain(|(e, _)| e != edge);
+        let last = had > 0 && conns.is_empty();
+        if conns.is_empty() {
+            state.online.remove(&k);
+        }
+        Ok(last)
+    }
+
+    async fn reap_connections(&self, app_id: &str, edge: &str) -> Result<(), CoreError> {
+        self.lock().limits.reap(app_id, edge);
+        Ok(())
+    }
+
+    async fn forget_edge(&self, edge: &str) -> Result<(), CoreError> {
+        self.lock().reaping.remove(edge);
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! Channel state, cut by concern into small traits, each a set of operations that must be
+//! atomic. Each method is one indivisible step (one Lua script in Redis), so concurrent
+//! callers on several core replicas agree on every first/last transition. [`ChannelStore`] is
+//! all of them together, which is what `Core` holds; every backend implements each trait, and
+//! each trait has its own conformance cases (`channel-core/tests/store_conformance.rs`).
+
+mod cache;
+mod counts;
+mod holds;
+mod leases;
+mod limits;
+mod presence;
+mod users;
+
+use switchyard_protocol::presence::Member;
+
+pub use cache::CacheStore;
+pub use counts::CountStore;
+pub use holds::HoldStore;
+pub use leases::LeaseStore;
+pub use limits::LimitStore;
+pub use presence::PresenceStore;
+pub use users::UserStore;
+
+/// Every concern of channel state, as one backend provides it.
+pub trait ChannelStore:
+    CountStore + CacheStore + PresenceStore + UserStore + LeaseStore + LimitStore + HoldStore
+{
+}
+
+impl<T> ChannelStore for T where
+    T: CountStore + CacheStore + PresenceStore + UserStore + LeaseStore + LimitStore + HoldStore
+{
+}
+
+/// A channel's cluster-wide subscriber count before and after one edge's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountTransition {
+    pub before: u64,
+    pub after: u64,
+}
+
+impl CountTransition {
+    pub fn occupied(&self) -> bool {
+        self.before == 0 && self.after > 0
+    }
+
+    pub fn vacated(&self) -> bool {
+        self.before > 0 && self.after == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinResult {
+    /// This was the user's first connection on the channel.
+    pub first: bool,
+    pub members: Vec<Member>,
+}
+
+/// A held webhook whose time has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueHold {
+    pub app_id: String,
+    pub key: String,
+    /// The serialized webhook job, exactly as held.
+    pub job: String,
+}
+
+/// Something an edge holds in the store, which the reaper removes when the edge dies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Holding {
+    /// A subscriber count or presence connections in a channel.
+    Channel { app_id: String, channel: String },
+    /// Signed-in connections of a user.
+    User { app_id: String, user_id: String },
+    /// The edge's share of the app's connection count.
+    Connections { app_id: String },
+}
+
+/// What reaping one dead edge's share of a channel changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReapResult {
+    pub transition: CountTransition,
+    /// Users whose last connection on the channel was on the dead edge.
+    pub users_left: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaveResult {
+    pub user_id: String,
+    /// This was the user's last connection on the channel.
+    pub last: bool,
+}

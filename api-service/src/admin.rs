@@ -14,6 +14,7 @@ use switchyard_bus::{Bus, Envelope, APPS_CHANGED_SUBJECT};
 use switchyard_protocol::rest::Query;
 
 use crate::error::ApiError;
+use crate::route::AdminRoute;
 
 /// What the admin API needs; absent when no token is configured (the API is then off).
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub(crate) struct Request<'a> {
     pub method: &'a Method,
     /// Path segments after `admin`.
     pub rest: &'a [&'a str],
+    /// `None` when no admin route matches `method` and `rest`.
+    pub route: Option<AdminRoute<'a>>,
     pub query: &'a Query,
     pub authorization: Option<&'a str>,
     pub body: &'a [u8],
@@ -47,10 +50,17 @@ pub(crate) async fn handle(
             "missing or wrong admin token (Authorization: Bearer <token>)".into(),
         ));
     }
+    let Some(route) = req.route else {
+        return Err(ApiError::NotFound(format!(
+            "no such admin endpoint: {} /admin/{}",
+            req.method,
+            req.rest.join("/")
+        )));
+    };
     let store = deps.store.as_ref();
     let show_secret = req.query.get("show_secret") == Some("true");
-    let (status, app, secret_shown) = match (req.method, req.rest) {
-        (&Method::GET, ["apps"]) => {
+    let (status, app, secret_shown) = match route {
+        AdminRoute::ListApps => {
             let apps: Vec<Value> = store
                 .list()
                 .await
@@ -60,13 +70,13 @@ pub(crate) async fn handle(
                 .collect();
             return Ok((StatusCode::OK, json!({ "apps": apps })));
         }
-        (&Method::POST, ["apps"]) => {
+        AdminRoute::CreateApp => {
             let app = new_app(&parse(req.body)?)?;
             store.create(&app).await.map_err(store_error)?;
             (StatusCode::CREATED, app, true)
         }
-        (&Method::GET, ["apps", id]) => (StatusCode::OK, find(store, id).await?, show_secret),
-        (&Method::PATCH, ["apps", id]) => {
+        AdminRoute::GetApp { id } => (StatusCode::OK, find(store, id).await?, show_secret),
+        AdminRoute::UpdateApp { id } => {
             let app = admin::apply_patch(&find(store, id).await?, &parse(req.body)?)
                 .map_err(store_error)?;
             admin::validate(&app).map_err(store_error)?;
@@ -75,26 +85,19 @@ pub(crate) async fn handle(
             }
             (StatusCode::OK, app, show_secret)
         }
-        (&Method::POST, ["apps", id, action @ ("enable" | "disable")]) => {
-            let app = admin::set_enabled(store, id, *action == "enable")
+        AdminRoute::SetEnabled { id, enabled } => {
+            let app = admin::set_enabled(store, id, enabled)
                 .await
                 .map_err(store_error)?
                 .ok_or_else(|| not_found(id))?;
             (StatusCode::OK, app, show_secret)
         }
-        (&Method::POST, ["apps", id, "rotate-secret"]) => {
+        AdminRoute::RotateSecret { id } => {
             let app = admin::rotate_secret(store, id)
                 .await
                 .map_err(store_error)?
                 .ok_or_else(|| not_found(id))?;
             (StatusCode::OK, app, true)
-        }
-        _ => {
-            return Err(ApiError::NotFound(format!(
-                "no such admin endpoint: {} /admin/{}",
-                req.method,
-                req.rest.join("/")
-            )))
         }
     };
     if req.method != Method::GET {

@@ -86,11 +86,7 @@ impl Api {
         )
         .instrument(span.clone())
         .await
-        .unwrap_or_else(|_| {
-            Err(ApiError::Unavailable(format!(
-                "request not handled within {REQUEST_TIMEOUT:?}; try again"
-            )))
-        });
+        .unwrap_or(Err(ApiError::Timeout(REQUEST_TIMEOUT)));
         let status = routed.as_ref().map_or_else(ApiError::status, |(s, _)| *s);
         span.record("http.response.status_code", status.as_u16());
         match routed {
@@ -124,9 +120,7 @@ impl Api {
             .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
         let body = read_body(req).await?;
         if !body.is_empty() && !json_body {
-            return Err(ApiError::UnsupportedMediaType(
-                "request bodies must be JSON with Content-Type: application/json".into(),
-            ));
+            return Err(ApiError::NotJson);
         }
         let (app_id, route) = match target {
             Target::App { app_id, route } => (app_id, route),
@@ -141,35 +135,19 @@ impl Api {
                 };
                 return admin::handle(self.deps.admin.as_ref(), self.deps.bus.as_ref(), req).await;
             }
-            Target::Unknown => return Err(ApiError::NotFound(format!("no such endpoint: {path}"))),
+            Target::Unknown => return Err(ApiError::NoSuchEndpoint(path.to_owned())),
         };
         Span::current().record("app_id", app_id);
-        let authenticated = auth::authenticate(
-            self.deps.apps.as_ref(),
-            app_id,
-            method.as_str(),
-            path,
-            &query,
-            &body,
-        )
-        .await;
-        let app = match authenticated {
-            Ok(app) => app,
-            // The app exists; the request was not signed by it (or it is disabled).
-            Err(e @ (ApiError::Unauthorized(_) | ApiError::Forbidden(_))) => {
-                *known_app = Some(app_id.to_owned());
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
+        let app = auth::find_app(self.deps.apps.as_ref(), app_id).await?;
+        // The app exists: a request it did not sign (or made while disabled) counts under it.
+        *known_app = Some(app_id.to_owned());
+        auth::verify(&app, method.as_str(), path, &query, &body)?;
         *known_app = Some(app.id.clone());
         if method == Method::GET {
             self.take_quota(&app, Quota::ReadRequests, 1).await?;
         }
         let Some(route) = route else {
-            return Err(ApiError::NotFound(format!(
-                "no such endpoint: {method} {path}"
-            )));
+            return Err(ApiError::NoSuchEndpoint(format!("{method} {path}")));
         };
         let body = match route {
             Route::Events => self.events(&app, &body).await,
@@ -217,9 +195,7 @@ impl Api {
             Quota::BackendEvents => "events",
             Quota::ReadRequests => "read requests",
         };
-        Err(ApiError::TooManyRequests(format!(
-            "over the app's limit of {per_second} {what} per second"
-        )))
+        Err(ApiError::RateLimited { per_second, what })
     }
 }
 
@@ -229,12 +205,10 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
         .await
     {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge(
-            format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-        )),
-        Err(e) => Err(ApiError::BadRequest(format!(
-            "could not read request body: {e}"
-        ))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::BodyTooLarge {
+            max: MAX_BODY_BYTES,
+        }),
+        Err(e) => Err(ApiError::UnreadableBody(e)),
     }
 }
 

@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use hyper::{header, Method, StatusCode};
 use serde_json::{json, Map, Value};
-use switchyard_apps::{admin, App, AppAdmin, AppStoreError, Secret};
+use switchyard_apps::{admin, App, AppAdmin, Secret};
 use switchyard_bus::{Bus, Envelope, APPS_CHANGED_SUBJECT};
 use switchyard_protocol::rest::Query;
 
 use crate::error::ApiError;
+use crate::route::AdminRoute;
 
 /// What the admin API needs; absent when no token is configured (the API is then off).
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub(crate) struct Request<'a> {
     pub method: &'a Method,
     /// Path segments after `admin`.
     pub rest: &'a [&'a str],
+    /// `None` when no admin route matches `method` and `rest`.
+    pub route: Option<AdminRoute<'a>>,
     pub query: &'a Query,
     pub authorization: Option<&'a str>,
     pub body: &'a [u8],
@@ -38,63 +41,59 @@ pub(crate) async fn handle(
     req: Request<'_>,
 ) -> Result<(StatusCode, Value), ApiError> {
     let Some(deps) = deps else {
-        return Err(ApiError::NotFound(
-            "the admin API is off: set [server] admin_token (SWITCHYARD_ADMIN_TOKEN)".into(),
-        ));
+        return Err(ApiError::AdminApiOff);
     };
     if !authorized(&deps.token, req.authorization) {
-        return Err(ApiError::Unauthorized(
-            "missing or wrong admin token (Authorization: Bearer <token>)".into(),
-        ));
+        return Err(ApiError::AdminTokenRejected);
     }
+    let Some(route) = req.route else {
+        return Err(ApiError::NoSuchAdminEndpoint(format!(
+            "{} /admin/{}",
+            req.method,
+            req.rest.join("/")
+        )));
+    };
     let store = deps.store.as_ref();
     let show_secret = req.query.get("show_secret") == Some("true");
-    let (status, app, secret_shown) = match (req.method, req.rest) {
-        (&Method::GET, ["apps"]) => {
+    let (status, app, secret_shown) = match route {
+        AdminRoute::ListApps => {
             let apps: Vec<Value> = store
                 .list()
                 .await
-                .map_err(store_error)?
+                .map_err(ApiError::AppStore)?
                 .iter()
                 .map(|a| admin::view(a, show_secret))
                 .collect();
             return Ok((StatusCode::OK, json!({ "apps": apps })));
         }
-        (&Method::POST, ["apps"]) => {
+        AdminRoute::CreateApp => {
             let app = new_app(&parse(req.body)?)?;
-            store.create(&app).await.map_err(store_error)?;
+            store.create(&app).await.map_err(ApiError::AppStore)?;
             (StatusCode::CREATED, app, true)
         }
-        (&Method::GET, ["apps", id]) => (StatusCode::OK, find(store, id).await?, show_secret),
-        (&Method::PATCH, ["apps", id]) => {
+        AdminRoute::GetApp { id } => (StatusCode::OK, find(store, id).await?, show_secret),
+        AdminRoute::UpdateApp { id } => {
             let app = admin::apply_patch(&find(store, id).await?, &parse(req.body)?)
-                .map_err(store_error)?;
-            admin::validate(&app).map_err(store_error)?;
-            if !store.update(&app).await.map_err(store_error)? {
+                .map_err(ApiError::AppStore)?;
+            admin::validate(&app).map_err(ApiError::AppStore)?;
+            if !store.update(&app).await.map_err(ApiError::AppStore)? {
                 return Err(not_found(id));
             }
             (StatusCode::OK, app, show_secret)
         }
-        (&Method::POST, ["apps", id, action @ ("enable" | "disable")]) => {
-            let app = admin::set_enabled(store, id, *action == "enable")
+        AdminRoute::SetEnabled { id, enabled } => {
+            let app = admin::set_enabled(store, id, enabled)
                 .await
-                .map_err(store_error)?
+                .map_err(ApiError::AppStore)?
                 .ok_or_else(|| not_found(id))?;
             (StatusCode::OK, app, show_secret)
         }
-        (&Method::POST, ["apps", id, "rotate-secret"]) => {
+        AdminRoute::RotateSecret { id } => {
             let app = admin::rotate_secret(store, id)
                 .await
-                .map_err(store_error)?
+                .map_err(ApiError::AppStore)?
                 .ok_or_else(|| not_found(id))?;
             (StatusCode::OK, app, true)
-        }
-        _ => {
-            return Err(ApiError::NotFound(format!(
-                "no such admin endpoint: {} /admin/{}",
-                req.method,
-                req.rest.join("/")
-            )))
         }
     };
     if req.method != Method::GET {
@@ -117,24 +116,24 @@ pub async fn announce(bus: &dyn Bus, app_id: &str) {
 /// left out.
 pub fn new_app(fields: &Value) -> Result<App, ApiError> {
     let Value::Object(fields) = fields else {
-        return Err(ApiError::BadRequest("expected a JSON object".into()));
+        return Err(ApiError::InvalidRequest("expected a JSON object".into()));
     };
     let mut rest: Map<String, Value> = fields.clone();
     let text = |v: Option<Value>, name: &str| match v {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ApiError::BadRequest(format!("{name} must be a string"))),
+        Some(_) => Err(ApiError::InvalidRequest(format!("{name} must be a string"))),
     };
     let id = text(rest.remove("id"), "id")?
-        .ok_or_else(|| ApiError::BadRequest("id is required".into()))?;
+        .ok_or_else(|| ApiError::InvalidRequest("id is required".into()))?;
     let key = text(rest.remove("key"), "key")?.unwrap_or_else(admin::new_key);
     let secret = match text(rest.remove("secret"), "secret")? {
         Some(secret) => secret,
         None => admin::new_secret().expose().to_owned(),
     };
     let app = admin::apply_patch(&App::new(&id, &key, &secret), &Value::Object(rest))
-        .map_err(store_error)?;
-    admin::validate(&app).map_err(store_error)?;
+        .map_err(ApiError::AppStore)?;
+    admin::validate(&app).map_err(ApiError::AppStore)?;
     Ok(app)
 }
 
@@ -142,27 +141,18 @@ async fn find(store: &dyn AppAdmin, id: &str) -> Result<App, ApiError> {
     store
         .by_id(id)
         .await
-        .map_err(store_error)?
+        .map_err(ApiError::AppStore)?
         .map(|app| (*app).clone())
         .ok_or_else(|| not_found(id))
 }
 
 fn parse(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))
+        .map_err(|e| ApiError::InvalidRequest(format!("request body is not valid JSON: {e}")))
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("no app with id {id:?}"))
-}
-
-fn store_error(e: AppStoreError) -> ApiError {
-    match e {
-        AppStoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
-        AppStoreError::Conflict(_) => ApiError::Conflict(e.to_string()),
-        AppStoreError::ReadOnly => ApiError::Conflict(e.to_string()),
-        AppStoreError::Invalid(_) => ApiError::BadRequest(e.to_string()),
-    }
+    ApiError::NoSuchApp(id.to_owned())
 }
 
 /// Compares in constant time, so response timing does not reveal how much of a guess matched.

@@ -19,8 +19,12 @@ fn info_fields(query: &Query) -> Vec<String> {
 }
 
 fn channel(app: &App, name: &str) -> Result<Channel, ApiError> {
-    Channel::parse(name, app.max_channel_name_length)
-        .map_err(|e| ApiError::BadRequest(format!("channel {name:?}: {e}")))
+    Channel::parse(name, app.max_channel_name_length).map_err(|source| {
+        ApiError::InvalidChannelName {
+            name: name.to_owned(),
+            source,
+        }
+    })
 }
 
 impl Api {
@@ -29,7 +33,7 @@ impl Api {
         let info = info_fields(query);
         let user_count = info.iter().any(|f| f == "user_count");
         if user_count && !prefix.starts_with("presence-") {
-            return Err(ApiError::BadRequest(
+            return Err(ApiError::InvalidRequest(
                 "info=user_count requires filter_by_prefix=presence-".into(),
             ));
         }
@@ -60,7 +64,7 @@ impl Api {
         let info = info_fields(query);
         let presence = ch.kind() == ChannelKind::Presence;
         if info.iter().any(|f| f == "user_count") && !presence {
-            return Err(ApiError::BadRequest(
+            return Err(ApiError::InvalidRequest(
                 "user_count is only available for presence channels".into(),
             ));
         }
@@ -95,7 +99,7 @@ impl Api {
 
     pub(crate) async fn users(&self, app: &App, name: &str) -> Result<Value, ApiError> {
         if channel(app, name)?.kind() != ChannelKind::Presence {
-            return Err(ApiError::BadRequest(
+            return Err(ApiError::InvalidRequest(
                 "users are only available for presence channels".into(),
             ));
         }

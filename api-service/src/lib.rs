@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod channels;
 mod error;
+mod route;
 mod span;
 mod trigger;
 
@@ -27,6 +28,8 @@ use switchyard_telemetry::metrics;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
+
+use crate::route::{Route, Target};
 
 pub use admin::{announce, new_app, AdminDeps};
 pub use error::ApiError;
@@ -65,18 +68,25 @@ impl Api {
 
     /// Handles a request under `/apps/` or `/admin/`.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        let span = span::request(&req);
+        let path = req.uri().path().to_owned();
+        let segments: Vec<String> = path
+            .trim_matches('/')
+            .split('/')
+            .map(switchyard_protocol::rest::percent_decode)
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let target = Target::parse(req.method(), &segments);
+        let span = span::request(&req, target.name());
         // The app a refusal is counted under: set once the app is known to exist, so a flood
         // of made-up app ids cannot mint metric labels.
         let mut known_app = None;
-        let routed = tokio::time::timeout(REQUEST_TIMEOUT, self.route(req, &mut known_app))
-            .instrument(span.clone())
-            .await
-            .unwrap_or_else(|_| {
-                Err(ApiError::Unavailable(format!(
-                    "request not handled within {REQUEST_TIMEOUT:?}; try again"
-                )))
-            });
+        let routed = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            self.route(req, target, &path, &mut known_app),
+        )
+        .instrument(span.clone())
+        .await
+        .unwrap_or(Err(ApiError::Timeout(REQUEST_TIMEOUT)));
         let status = routed.as_ref().map_or_else(ApiError::status, |(s, _)| *s);
         span.record("http.response.status_code", status.as_u16());
         match routed {
@@ -91,14 +101,17 @@ impl Api {
         }
     }
 
+    /// The body is read and checked before the target is acted on, so every route sees a
+    /// JSON body of bounded size.
     async fn route(
         &self,
         req: Request<Incoming>,
+        target: Target<'_>,
+        path: &str,
         known_app: &mut Option<String>,
     ) -> Result<(StatusCode, Value), ApiError> {
         let method = req.method().clone();
         let authorization = admin::authorization(req.headers()).map(str::to_owned);
-        let path = req.uri().path().to_owned();
         let query = Query::parse(req.uri().query().unwrap_or(""));
         let json_body = req
             .headers()
@@ -107,59 +120,42 @@ impl Api {
             .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
         let body = read_body(req).await?;
         if !body.is_empty() && !json_body {
-            return Err(ApiError::UnsupportedMediaType(
-                "request bodies must be JSON with Content-Type: application/json".into(),
-            ));
+            return Err(ApiError::NotJson);
         }
-        let segments: Vec<String> = path
-            .trim_matches('/')
-            .split('/')
-            .map(switchyard_protocol::rest::percent_decode)
-            .collect();
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        if let ["admin", rest @ ..] = segments.as_slice() {
-            let req = admin::Request {
-                method: &method,
-                rest,
-                query: &query,
-                authorization: authorization.as_deref(),
-                body: &body,
-            };
-            return admin::handle(self.deps.admin.as_ref(), self.deps.bus.as_ref(), req).await;
-        }
-        let ["apps", app_id, rest @ ..] = segments.as_slice() else {
-            return Err(ApiError::NotFound(format!("no such endpoint: {path}")));
+        let (app_id, route) = match target {
+            Target::App { app_id, route } => (app_id, route),
+            Target::Admin { rest, route } => {
+                let req = admin::Request {
+                    method: &method,
+                    rest,
+                    route,
+                    query: &query,
+                    authorization: authorization.as_deref(),
+                    body: &body,
+                };
+                return admin::handle(self.deps.admin.as_ref(), self.deps.bus.as_ref(), req).await;
+            }
+            Target::Unknown => return Err(ApiError::NoSuchEndpoint(path.to_owned())),
         };
         Span::current().record("app_id", app_id);
-        let authenticated = auth::authenticate(
-            self.deps.apps.as_ref(),
-            app_id,
-            method.as_str(),
-            &path,
-            &query,
-            &body,
-        )
-        .await;
-        let app = match authenticated {
-            Ok(app) => app,
-            // The app exists; the request was not signed by it (or it is disabled).
-            Err(e @ (ApiError::Unauthorized(_) | ApiError::Forbidden(_))) => {
-                *known_app = Some((*app_id).to_owned());
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
+        let app = auth::find_app(self.deps.apps.as_ref(), app_id).await?;
+        // The app exists: a request it did not sign (or made while disabled) counts under it.
+        *known_app = Some(app_id.to_owned());
+        auth::verify(&app, method.as_str(), path, &query, &body)?;
         *known_app = Some(app.id.clone());
         if method == Method::GET {
             self.take_quota(&app, Quota::ReadRequests, 1).await?;
         }
-        let body = match (&method, rest) {
-            (&Method::POST, ["events"]) => self.events(&app, &body).await,
-            (&Method::POST, ["batch_events"]) => self.batch_events(&app, &body).await,
-            (&Method::GET, ["channels"]) => self.channels(&app, &query).await,
-            (&Method::GET, ["channels", name]) => self.channel(&app, name, &query).await,
-            (&Method::GET, ["channels", name, "users"]) => self.users(&app, name).await,
-            (&Method::POST, ["users", user_id, "terminate_connections"]) => {
+        let Some(route) = route else {
+            return Err(ApiError::NoSuchEndpoint(format!("{method} {path}")));
+        };
+        let body = match route {
+            Route::Events => self.events(&app, &body).await,
+            Route::BatchEvents => self.batch_events(&app, &body).await,
+            Route::Channels => self.channels(&app, &query).await,
+            Route::Channel { channel } => self.channel(&app, channel, &query).await,
+            Route::ChannelUsers { channel } => self.users(&app, channel).await,
+            Route::TerminateUser { user_id } => {
                 let envelope = Envelope::control(Control::TerminateUser);
                 self.deps
                     .bus
@@ -167,9 +163,6 @@ impl Api {
                     .await?;
                 Ok(Value::Object(Default::default()))
             }
-            _ => Err(ApiError::NotFound(format!(
-                "no such endpoint: {method} {path}"
-            ))),
         }?;
         Ok((StatusCode::OK, body))
     }
@@ -202,9 +195,7 @@ impl Api {
             Quota::BackendEvents => "events",
             Quota::ReadRequests => "read requests",
         };
-        Err(ApiError::TooManyRequests(format!(
-            "over the app's limit of {per_second} {what} per second"
-        )))
+        Err(ApiError::RateLimited { per_second, what })
     }
 }
 
@@ -214,12 +205,10 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
         .await
     {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge(
-            format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-        )),
-        Err(e) => Err(ApiError::BadRequest(format!(
-            "could not read request body: {e}"
-        ))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::BodyTooLarge {
+            max: MAX_BODY_BYTES,
+        }),
+        Err(e) => Err(ApiError::UnreadableBody(e)),
     }
 }
 

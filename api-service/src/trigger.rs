@@ -64,76 +64,82 @@ impl Info {
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(ApiError::InvalidJson)
 }
 
 fn validate(app: &App, body: EventBody, batch: bool) -> Result<Trigger, ApiError> {
     let name = body
         .name
-        .ok_or_else(|| ApiError::BadRequest("missing event name".into()))?;
+        .ok_or_else(|| ApiError::InvalidRequest("missing event name".into()))?;
     if name.is_empty() || name.len() > app.max_event_name_length {
-        return Err(ApiError::BadRequest(format!(
-            "event name must be 1 to {} characters",
-            app.max_event_name_length
-        )));
+        return Err(ApiError::EventNameLength {
+            max: app.max_event_name_length,
+        });
     }
     if name.starts_with("pusher:") || name.starts_with("pusher_internal:") {
-        return Err(ApiError::BadRequest(
+        return Err(ApiError::InvalidRequest(
             "event names starting with pusher: are reserved".into(),
         ));
     }
     let data = body
         .data
-        .ok_or_else(|| ApiError::BadRequest("missing data".into()))?;
+        .ok_or_else(|| ApiError::InvalidRequest("missing data".into()))?;
     // SDKs send data as a string; other JSON is relayed as its text, as Pusher does.
     let data = serde_json::from_str::<String>(data.get()).unwrap_or_else(|_| data.get().to_owned());
     if data.len() > app.max_payload_bytes {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "event data is {} bytes; the limit is {}",
-            data.len(),
-            app.max_payload_bytes
-        )));
+        return Err(ApiError::PayloadTooLarge {
+            size: data.len(),
+            max: app.max_payload_bytes,
+        });
     }
     let names = match (body.channel, body.channels) {
         (Some(c), None) => vec![c],
         (None, Some(cs)) if !batch => cs,
         (None, Some(_)) => {
-            return Err(ApiError::BadRequest(
+            return Err(ApiError::InvalidRequest(
                 "batch events take one channel each".into(),
             ))
         }
         (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest(
+            return Err(ApiError::InvalidRequest(
                 "give channel or channels, not both".into(),
             ))
         }
-        (None, None) => return Err(ApiError::BadRequest("missing channel or channels".into())),
+        (None, None) => {
+            return Err(ApiError::InvalidRequest(
+                "missing channel or channels".into(),
+            ))
+        }
     };
     if names.is_empty() || names.len() > app.max_channels_per_trigger {
-        return Err(ApiError::BadRequest(format!(
-            "an event goes to 1 to {} channels",
-            app.max_channels_per_trigger
-        )));
+        return Err(ApiError::ChannelCount {
+            max: app.max_channels_per_trigger,
+        });
     }
     let channels = names
         .iter()
         .map(|n| {
-            Channel::parse(n, app.max_channel_name_length)
-                .map_err(|e| ApiError::BadRequest(format!("channel {n:?}: {e}")))
+            Channel::parse(n, app.max_channel_name_length).map_err(|source| {
+                ApiError::InvalidChannelName {
+                    name: n.clone(),
+                    source,
+                }
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let encrypted = channels
         .iter()
         .any(|c| c.kind() == ChannelKind::PrivateEncrypted);
     if encrypted && channels.len() > 1 {
-        return Err(ApiError::BadRequest(
+        return Err(ApiError::InvalidRequest(
             "encrypted channels cannot be triggered together with other channels".into(),
         ));
     }
     if let Some(id) = &body.socket_id {
         if !socket_id::is_valid(id) {
-            return Err(ApiError::BadRequest(format!("invalid socket_id {id:?}")));
+            return Err(ApiError::InvalidRequest(format!(
+                "invalid socket_id {id:?}"
+            )));
         }
     }
     Ok(Trigger {
@@ -211,10 +217,9 @@ impl Api {
         let accepted = now_us();
         let body: BatchBody = parse_json(body)?;
         if body.batch.is_empty() || body.batch.len() > app.max_batch_size {
-            return Err(ApiError::BadRequest(format!(
-                "a batch holds 1 to {} events",
-                app.max_batch_size
-            )));
+            return Err(ApiError::BatchSize {
+                max: app.max_batch_size,
+            });
         }
         // Validate the whole batch before publishing any of it.
         let triggers = body
@@ -276,13 +281,13 @@ mod tests {
         );
         assert!(matches!(
             validate(&app(), body(&big), false),
-            Err(ApiError::PayloadTooLarge(_))
+            Err(ApiError::PayloadTooLarge { .. })
         ));
         let chans: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
         let many = serde_json::json!({"name":"e","data":"x","channels":chans}).to_string();
         assert!(matches!(
             validate(&app(), body(&many), false),
-            Err(ApiError::BadRequest(_))
+            Err(ApiError::ChannelCount { max: 100 })
         ));
         let long_name = format!(
             r#"{{"name":"{}","data":"x","channel":"a"}}"#,
@@ -290,7 +295,7 @@ mod tests {
         );
         assert!(matches!(
             validate(&app(), body(&long_name), false),
-            Err(ApiError::BadRequest(_))
+            Err(ApiError::EventNameLength { max: 200 })
         ));
     }
 
@@ -299,7 +304,7 @@ mod tests {
         let mixed = r#"{"name":"e","data":"x","channels":["private-encrypted-a","b"]}"#;
         assert!(matches!(
             validate(&app(), body(mixed), false),
-            Err(ApiError::BadRequest(_))
+            Err(ApiError::InvalidRequest(_))
         ));
         let alone = r#"{"name":"e","data":"x","channels":["private-encrypted-a"]}"#;
         assert!(validate(&app(), body(alone), false).is_ok());
@@ -311,17 +316,21 @@ mod tests {
             r#"{"data":"x","channel":"a"}"#,
             r#"{"name":"e","channel":"a"}"#,
             r#"{"name":"e","data":"x"}"#,
-            r#"{"name":"e","data":"x","channel":"a b"}"#,
             r#"{"name":"e","data":"x","channel":"a","socket_id":"nope"}"#,
             r#"{"name":"pusher:x","data":"x","channel":"a"}"#,
         ] {
             assert!(
                 matches!(
                     validate(&app(), body(bad), false),
-                    Err(ApiError::BadRequest(_))
+                    Err(ApiError::InvalidRequest(_))
                 ),
                 "{bad}"
             );
         }
+        let bad_channel = r#"{"name":"e","data":"x","channel":"a b"}"#;
+        assert!(matches!(
+            validate(&app(), body(bad_channel), false),
+            Err(ApiError::InvalidChannelName { name, .. }) if name == "a b"
+        ));
     }
 }

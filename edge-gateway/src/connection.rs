@@ -61,7 +61,7 @@ impl End {
 /// Sends `pusher:error` and closes: for a connection that never became a session. `app_id` is
 /// the app it is counted under, empty when not known to exist.
 pub(crate) async fn refuse(mut ws: Socket, code: CloseCode, app_id: &str) {
-    metrics::app(app_id).reject(events::reason(code));
+    metrics::app(app_id).reject(code.label());
     let _ = ws
         .send(Message::text(frame::error(code.code(), code.reason())))
         .await;

@@ -49,38 +49,16 @@ impl Reply {
         Reply {
             frames: vec![frame::error(code.code(), message)],
             close: Some(code),
-            rejected: Some(reason(code)),
+            rejected: Some(code.label()),
         }
     }
 
     /// A `pusher:error` that leaves the connection open.
     pub fn error(code: CloseCode, message: &str) -> Reply {
         Reply {
-            rejected: Some(reason(code)),
+            rejected: Some(code.label()),
             ..Reply::frame(frame::error(code.code(), message))
         }
-    }
-}
-
-/// The `reason` label of the rejection metric for a refusal with `code`.
-pub(crate) fn reason(code: CloseCode) -> &'static str {
-    match code {
-        CloseCode::TlsOnly => "tls_only",
-        CloseCode::AppNotFound => "app_not_found",
-        CloseCode::AppDisabled => "app_disabled",
-        CloseCode::OverConnectionQuota => "over_connection_quota",
-        CloseCode::PathNotFound => "path_not_found",
-        CloseCode::InvalidVersion => "invalid_version",
-        CloseCode::UnsupportedProtocol => "unsupported_protocol",
-        CloseCode::NoProtocolVersion => "no_protocol_version",
-        CloseCode::Unauthorized => "unauthorized",
-        CloseCode::OverCapacity => "over_capacity",
-        CloseCode::ReconnectImmediately => "reconnect",
-        CloseCode::PongNotReceived => "pong_not_received",
-        CloseCode::ClosedAfterInactivity => "inactive",
-        CloseCode::ClientEventRejected => "client_event_rejected",
-        CloseCode::WatchlistTooLarge => "watchlist_too_large",
-        CloseCode::GenericError => "invalid_frame",
     }
 }
 

@@ -222,10 +222,7 @@ impl Edge {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = self.shutdown.cancelled() => {
-                    self.live_apps.shut();
-                    break;
-                }
+                () = self.shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
             self.ip_rate.sweep(Instant::now());

@@ -9,7 +9,7 @@ mod unsubscribe;
 
 use std::sync::Arc;
 
-use switchyard_protocol::{frame, ClientFrame, CloseCode};
+use switchyard_protocol::{frame, ClientFrame, CloseCode, FrameError};
 use tracing::Instrument;
 
 use crate::session::Session;
@@ -62,10 +62,30 @@ impl Reply {
     }
 }
 
+/// Why a frame was refused before any event's handler saw it.
+#[derive(Debug, thiserror::Error)]
+enum FrameRefusal {
+    #[error("{0}")]
+    Malformed(FrameError),
+    #[error("unsupported event {0:?}")]
+    UnsupportedEvent(String),
+}
+
+impl FrameRefusal {
+    fn reply(&self) -> Reply {
+        let code = match self {
+            FrameRefusal::Malformed(_) | FrameRefusal::UnsupportedEvent(_) => {
+                CloseCode::GenericError
+            }
+        };
+        Reply::error(code, &self.to_string())
+    }
+}
+
 pub(crate) async fn dispatch(edge: &Arc<Edge>, session: &mut Session, text: &str) -> Reply {
     let parsed = match ClientFrame::parse(text) {
         Ok(parsed) => parsed,
-        Err(e) => return Reply::error(CloseCode::GenericError, &e.to_string()),
+        Err(e) => return FrameRefusal::Malformed(e).reply(),
     };
     if !matches!(parsed, ClientFrame::Ping | ClientFrame::Pong) {
         refresh_app(edge, session).await;
@@ -92,10 +112,7 @@ pub(crate) async fn dispatch(edge: &Arc<Edge>, session: &mut Session, text: &str
             channel,
             data,
         } => client_event::handle(edge, session, &event, &channel, data).await,
-        ClientFrame::Unknown { event } => Reply::error(
-            CloseCode::GenericError,
-            &format!("unsupported event {event:?}"),
-        ),
+        ClientFrame::Unknown { event } => FrameRefusal::UnsupportedEvent(event).reply(),
     }
 }
 
@@ -106,6 +123,29 @@ async fn refresh_app(edge: &Edge, session: &mut Session) {
     if let Ok(Some(app)) = edge.deps.apps.by_id(&session.app_id).await {
         if !Arc::ptr_eq(&app, &session.app) {
             session.app = app;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_refusals_are_sent_as_before() {
+        let malformed = FrameRefusal::Malformed(FrameError::InvalidJson("eof".into())).reply();
+        assert_eq!(
+            malformed.frames,
+            vec![frame::error(4000, "invalid JSON: eof")]
+        );
+        let unknown = FrameRefusal::UnsupportedEvent("pusher:bogus".into()).reply();
+        assert_eq!(
+            unknown.frames,
+            vec![frame::error(4000, r#"unsupported event "pusher:bogus""#)]
+        );
+        for reply in [malformed, unknown] {
+            assert_eq!(reply.close, None);
+            assert_eq!(reply.rejected, Some("invalid_frame"));
         }
     }
 }

@@ -21,6 +21,39 @@ use crate::Edge;
 /// how fresh that read is; an announced change is seen at the next look.
 pub(crate) const APP_WATCH_EVERY: Duration = Duration::from_secs(1);
 
+/// Why a connection was not let in, named after the condition; [`ConnectionRefusal::code`] is
+/// the one mapping to the code it is closed with, whose label the rejection metric counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectionRefusal {
+    /// The path or protocol version; the protocol crate names each with its code.
+    Handshake(CloseCode),
+    AppNotFound,
+    AppDisabled,
+    OriginNotAllowed,
+    /// The edge holds as many connections as it is configured for.
+    EdgeFull,
+    /// The app holds as many connections as it may, across the cluster.
+    AppOverQuota,
+    AppLookupFailed,
+    ConnectionCountUnavailable,
+}
+
+impl ConnectionRefusal {
+    pub(crate) fn code(self) -> CloseCode {
+        match self {
+            ConnectionRefusal::Handshake(code) => code,
+            ConnectionRefusal::AppNotFound => CloseCode::AppNotFound,
+            ConnectionRefusal::AppDisabled => CloseCode::AppDisabled,
+            ConnectionRefusal::OriginNotAllowed => CloseCode::Unauthorized,
+            ConnectionRefusal::AppOverQuota => CloseCode::OverConnectionQuota,
+            // 4100 tells the client to back off and retry: the condition may pass.
+            ConnectionRefusal::EdgeFull
+            | ConnectionRefusal::AppLookupFailed
+            | ConnectionRefusal::ConnectionCountUnavailable => CloseCode::OverCapacity,
+        }
+    }
+}
+
 /// The apps with open connections here, and a handle on each of those connections.
 #[derive(Default)]
 pub(crate) struct LiveApps {
@@ -161,11 +194,15 @@ impl IpRate {
 }
 
 impl Edge {
-    /// Lets a connection of `app` in, or says which close code refuses it. `peer` is how the
-    /// edge closes it when the app goes away or the edge shuts down.
-    pub(crate) async fn admit(&self, app: &App, peer: &Peer) -> Result<Admission, CloseCode> {
+    /// Lets a connection of `app` in, or says why not. `peer` is how the edge closes it when
+    /// the app goes away or the edge shuts down.
+    pub(crate) async fn admit(
+        &self,
+        app: &App,
+        peer: &Peer,
+    ) -> Result<Admission, ConnectionRefusal> {
         if !self.live_apps.reserve(self.config.max_connections) {
-            return Err(CloseCode::OverCapacity);
+            return Err(ConnectionRefusal::EdgeFull);
         }
         let counted = self.count_in_core(app).await;
         if counted.is_err() {
@@ -181,7 +218,7 @@ impl Edge {
     }
 
     /// For apps with a connection limit: one more connection, counted across the cluster.
-    async fn count_in_core(&self, app: &App) -> Result<Option<Arc<str>>, CloseCode> {
+    async fn count_in_core(&self, app: &App) -> Result<Option<Arc<str>>, ConnectionRefusal> {
         let mut counted_as = None;
         if app.max_connections > 0 {
             let edge = self.id();
@@ -192,10 +229,10 @@ impl Edge {
                 .await
             {
                 Ok(true) => counted_as = Some(edge),
-                Ok(false) => return Err(CloseCode::OverConnectionQuota),
+                Ok(false) => return Err(ConnectionRefusal::AppOverQuota),
                 Err(e) => {
                     tracing::warn!(app_id = %app.id, error = %e, "connection count unavailable");
-                    return Err(CloseCode::OverCapacity);
+                    return Err(ConnectionRefusal::ConnectionCountUnavailable);
                 }
             }
         }
@@ -222,10 +259,7 @@ impl Edge {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = self.shutdown.cancelled() => {
-                    self.live_apps.shut();
-                    break;
-                }
+                () = self.shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
             self.ip_rate.sweep(Instant::now());
@@ -318,6 +352,30 @@ mod tests {
         assert_eq!(closed_with(&peers[1].1), None, "left before the close");
         live.leave("a", slots[0].0, slots[0].1);
         assert!(live.ids().is_empty());
+    }
+
+    /// The codes (and so metric labels) each refusal was closed with before it was named.
+    #[test]
+    fn each_connection_refusal_closes_as_before() {
+        use ConnectionRefusal as R;
+        let cases = [
+            (
+                R::Handshake(CloseCode::NoProtocolVersion),
+                4008,
+                "no_protocol_version",
+            ),
+            (R::AppNotFound, 4001, "app_not_found"),
+            (R::AppDisabled, 4003, "app_disabled"),
+            (R::OriginNotAllowed, 4009, "unauthorized"),
+            (R::EdgeFull, 4100, "over_capacity"),
+            (R::AppOverQuota, 4004, "over_connection_quota"),
+            (R::AppLookupFailed, 4100, "over_capacity"),
+            (R::ConnectionCountUnavailable, 4100, "over_capacity"),
+        ];
+        for (refusal, code, label) in cases {
+            assert_eq!(refusal.code().code(), code, "{refusal:?}");
+            assert_eq!(refusal.code().label(), label, "{refusal:?}");
+        }
     }
 
     #[test]

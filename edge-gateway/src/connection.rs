@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, ConnectionRefusal};
 use crate::events;
 use crate::peer::{self, Mailbox, Outgoing, QueueLimit};
 use crate::session::Session;
@@ -60,12 +60,14 @@ impl End {
 
 /// Sends `pusher:error` and closes: for a connection that never became a session. `app_id` is
 /// the app it is counted under, empty when not known to exist.
-pub(crate) async fn refuse(mut ws: Socket, code: CloseCode, app_id: &str) {
-    metrics::app(app_id).reject(events::reason(code));
+async fn refused(mut ws: Socket, why: ConnectionRefusal, app_id: &str) -> Option<Box<Admitted>> {
+    let code = why.code();
+    metrics::app(app_id).reject(code.label());
     let _ = ws
         .send(Message::text(frame::error(code.code(), code.reason())))
         .await;
     close(ws, code.code(), code.reason()).await;
+    None
 }
 
 async fn close(mut ws: Socket, code: u16, reason: &str) {
@@ -138,21 +140,21 @@ async fn open(edge: &Arc<Edge>, opening: Opening) -> Option<Box<Admitted>> {
     });
     let app_key = match app_key {
         Ok(key) => key,
-        Err(code) => return refused(ws, code, "").await,
+        Err(code) => return refused(ws, ConnectionRefusal::Handshake(code), "").await,
     };
     let app = match edge.deps.apps.by_key(&app_key).await {
         Ok(Some(app)) => app,
-        Ok(None) => return refused(ws, CloseCode::AppNotFound, "").await,
+        Ok(None) => return refused(ws, ConnectionRefusal::AppNotFound, "").await,
         Err(e) => {
             tracing::warn!(error = %e, "app lookup failed");
-            return refused(ws, CloseCode::OverCapacity, "").await;
+            return refused(ws, ConnectionRefusal::AppLookupFailed, "").await;
         }
     };
     if !app.enabled {
-        return refused(ws, CloseCode::AppDisabled, &app.id).await;
+        return refused(ws, ConnectionRefusal::AppDisabled, &app.id).await;
     }
     if !app.allows_origin(origin.as_deref()) {
-        return refused(ws, CloseCode::Unauthorized, &app.id).await;
+        return refused(ws, ConnectionRefusal::OriginNotAllowed, &app.id).await;
     }
     let (peer, mailbox) = peer::pair(QueueLimit {
         frames: edge.config.outbound_queue,
@@ -160,7 +162,7 @@ async fn open(edge: &Arc<Edge>, opening: Opening) -> Option<Box<Admitted>> {
     });
     let admission = match edge.admit(&app, &peer).await {
         Ok(admission) => admission,
-        Err(code) => return refused(ws, code, &app.id).await,
+        Err(why) => return refused(ws, why, &app.id).await,
     };
     Some(Box::new(Admitted {
         ws,
@@ -168,11 +170,6 @@ async fn open(edge: &Arc<Edge>, opening: Opening) -> Option<Box<Admitted>> {
         admission,
         mailbox,
     }))
-}
-
-async fn refused(ws: Socket, code: CloseCode, app_id: &str) -> Option<Box<Admitted>> {
-    refuse(ws, code, app_id).await;
-    None
 }
 
 /// Leaves the connection's channels, gives back its admission and closes the socket.

@@ -129,6 +129,7 @@ impl Edge {
         tokio::spawn(edge.clone().beat());
         tokio::spawn(edge.clone().sweep());
         tokio::spawn(edge.clone().watch_apps());
+        tokio::spawn(edge.clone().send_away_on_shutdown());
         edge
     }
 
@@ -217,6 +218,14 @@ impl Edge {
     pub fn upgrades(self: &Arc<Self>) -> UpgradeHook {
         let edge = self.clone();
         Arc::new(move |req, peer| upgrade::accept(&edge, req, peer))
+    }
+
+    /// Shutdown's first step, as soon as `shutdown` is cancelled: every open connection is
+    /// closed with 4200 (reconnect now, to another edge), and so is any that is let in while
+    /// the listener winds down. [`Edge::drain`] then waits for them to go.
+    async fn send_away_on_shutdown(self: Arc<Self>) {
+        self.shutdown.cancelled().await;
+        self.live_apps.shut();
     }
 
     /// Waits until every connection has closed, at most the shutdown grace period, then sends

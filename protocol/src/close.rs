@@ -90,6 +90,30 @@ impl CloseCode {
             CloseCode::GenericError => "Error",
         }
     }
+
+    /// The `reason` label of the rejection metric for a refusal with this code. Dashboards and
+    /// alerts match these strings, so they change only together with them.
+    pub const fn label(self) -> &'static str {
+        match self {
+            CloseCode::TlsOnly => "tls_only",
+            CloseCode::AppNotFound => "app_not_found",
+            CloseCode::AppDisabled => "app_disabled",
+            CloseCode::OverConnectionQuota => "over_connection_quota",
+            CloseCode::PathNotFound => "path_not_found",
+            CloseCode::InvalidVersion => "invalid_version",
+            CloseCode::UnsupportedProtocol => "unsupported_protocol",
+            CloseCode::NoProtocolVersion => "no_protocol_version",
+            CloseCode::Unauthorized => "unauthorized",
+            CloseCode::OverCapacity => "over_capacity",
+            CloseCode::ReconnectImmediately => "reconnect",
+            CloseCode::PongNotReceived => "pong_not_received",
+            CloseCode::ClosedAfterInactivity => "inactive",
+            CloseCode::ClientEventRejected => "client_event_rejected",
+            CloseCode::WatchlistTooLarge => "watchlist_too_large",
+            // Named after its most common cause, a frame that could not be parsed.
+            CloseCode::GenericError => "invalid_frame",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -104,5 +128,23 @@ mod tests {
         assert_eq!(CloseCode::ClientEventRejected.code(), 4301);
         assert_eq!(CloseCode::from_code(4100), Some(CloseCode::OverCapacity));
         assert_eq!(CloseCode::from_code(1000), None);
+    }
+
+    #[test]
+    fn each_code_has_its_own_metric_label() {
+        let every: Vec<CloseCode> = ALL
+            .iter()
+            .copied()
+            .chain([CloseCode::GenericError])
+            .collect();
+        let labels: std::collections::HashSet<&str> = every.iter().map(|c| c.label()).collect();
+        assert_eq!(labels.len(), every.len(), "labels must not collide");
+        assert!(labels
+            .iter()
+            .all(|l| l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+        assert_eq!(CloseCode::ReconnectImmediately.label(), "reconnect");
+        assert_eq!(CloseCode::ClosedAfterInactivity.label(), "inactive");
+        assert_eq!(CloseCode::GenericError.label(), "invalid_frame");
+        assert_eq!(CloseCode::Unauthorized.label(), "unauthorized");
     }
 }

@@ -14,6 +14,45 @@ use crate::Edge;
 
 use super::Reply;
 
+/// Why a client event was refused, named after the condition. [`ClientEventRefusal::reply`]
+/// is the one place that says what the client is sent for each; the rejection metric counts
+/// it under that code's label.
+#[derive(Debug, thiserror::Error)]
+enum ClientEventRefusal {
+    #[error("client events are not enabled for this app")]
+    NotEnabled,
+    #[error("client event rate limit of {0} per second exceeded")]
+    RateLimited(u32),
+    #[error("client events are only allowed on private and presence channels")]
+    ChannelNotAllowed,
+    #[error("client events require a subscription to the channel")]
+    NotSubscribed,
+    #[error("event name is longer than {0} characters")]
+    EventNameTooLong(usize),
+    #[error("event data is larger than {0} bytes")]
+    DataTooLarge(usize),
+    /// The bus would not take the event; the client may send it again.
+    #[error("client event could not be delivered, try again")]
+    BusUnavailable,
+}
+
+impl ClientEventRefusal {
+    fn reply(&self) -> Reply {
+        use ClientEventRefusal as R;
+        let code = match self {
+            R::NotEnabled
+            | R::RateLimited(_)
+            | R::ChannelNotAllowed
+            | R::NotSubscribed
+            | R::EventNameTooLong(_)
+            | R::DataTooLarge(_) => CloseCode::ClientEventRejected,
+            // Not the client's doing: 4301 would tell it the event itself was at fault.
+            R::BusUnavailable => CloseCode::GenericError,
+        };
+        Reply::error(code, &self.to_string())
+    }
+}
+
 pub(crate) async fn handle(
     edge: &Arc<Edge>,
     session: &mut Session,
@@ -21,39 +60,43 @@ pub(crate) async fn handle(
     channel: &str,
     data: RawJson,
 ) -> Reply {
+    match relay(edge, session, event, channel, data).await {
+        Ok(()) => Reply::none(),
+        Err(refusal) => refusal.reply(),
+    }
+}
+
+async fn relay(
+    edge: &Arc<Edge>,
+    session: &mut Session,
+    event: &str,
+    channel: &str,
+    data: RawJson,
+) -> Result<(), ClientEventRefusal> {
+    use ClientEventRefusal as R;
     let app = session.app.clone();
-    let reject = |message: &str| Reply::error(CloseCode::ClientEventRejected, message);
     if !app.enable_client_messages {
-        return reject("client events are not enabled for this app");
+        return Err(R::NotEnabled);
     }
     if !session
         .client_events
         .allow(Instant::now(), app.client_events_per_second)
     {
-        return reject(&format!(
-            "client event rate limit of {} per second exceeded",
-            app.client_events_per_second
-        ));
+        return Err(R::RateLimited(app.client_events_per_second));
     }
     let allowed = Channel::parse(channel, app.max_channel_name_length)
         .is_ok_and(|c| c.allows_client_events());
     if !allowed {
-        return reject("client events are only allowed on private and presence channels");
+        return Err(R::ChannelNotAllowed);
     }
     let Some(sub) = session.channels.get(channel) else {
-        return reject("client events require a subscription to the channel");
+        return Err(R::NotSubscribed);
     };
     if event.len() > app.max_event_name_length {
-        return reject(&format!(
-            "event name is longer than {} characters",
-            app.max_event_name_length
-        ));
+        return Err(R::EventNameTooLong(app.max_event_name_length));
     }
     if data.0.get().len() > app.max_payload_bytes {
-        return reject(&format!(
-            "event data is larger than {} bytes",
-            app.max_payload_bytes
-        ));
+        return Err(R::DataTooLarge(app.max_payload_bytes));
     }
     let user_id = sub.presence_user.as_deref();
     // Relayed as a JSON string like every server-sent `data`: a string as it came, any other
@@ -69,10 +112,7 @@ pub(crate) async fn handle(
         .await
     {
         tracing::warn!(channel, error = %e, "client event publish failed");
-        return Reply::error(
-            CloseCode::GenericError,
-            "client event could not be delivered, try again",
-        );
+        return Err(R::BusUnavailable);
     }
     if !app.webhooks.is_empty() {
         let job = WebhookJob {
@@ -97,5 +137,65 @@ pub(crate) async fn handle(
             }
         });
     }
-    Reply::none()
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What each refusal sent before refusals were named: the code, the message, and the
+    /// metric label; none closes the connection.
+    #[test]
+    fn each_refusal_is_sent_as_before() {
+        use ClientEventRefusal as R;
+        let rejected = (4301, "client_event_rejected");
+        let cases = [
+            (
+                R::NotEnabled,
+                rejected,
+                "client events are not enabled for this app",
+            ),
+            (
+                R::RateLimited(10),
+                rejected,
+                "client event rate limit of 10 per second exceeded",
+            ),
+            (
+                R::ChannelNotAllowed,
+                rejected,
+                "client events are only allowed on private and presence channels",
+            ),
+            (
+                R::NotSubscribed,
+                rejected,
+                "client events require a subscription to the channel",
+            ),
+            (
+                R::EventNameTooLong(200),
+                rejected,
+                "event name is longer than 200 characters",
+            ),
+            (
+                R::DataTooLarge(10240),
+                rejected,
+                "event data is larger than 10240 bytes",
+            ),
+            (
+                R::BusUnavailable,
+                (4000, "invalid_frame"),
+                "client event could not be delivered, try again",
+            ),
+        ];
+        for (refusal, (code, label), message) in cases {
+            let reply = refusal.reply();
+            assert_eq!(
+                reply.frames,
+                vec![frame::error(code, message)],
+                "{refusal:?}"
+            );
+            assert_eq!(reply.close, None, "{refusal:?}");
+            assert_eq!(reply.rejected, Some(label), "{refusal:?}");
+        }
+    }
 }

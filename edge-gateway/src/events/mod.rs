@@ -9,7 +9,7 @@ mod unsubscribe;
 
 use std::sync::Arc;
 
-use switchyard_protocol::{frame, ClientFrame, CloseCode};
+use switchyard_protocol::{frame, ClientFrame, CloseCode, FrameError};
 use tracing::Instrument;
 
 use crate::session::Session;
@@ -49,45 +49,43 @@ impl Reply {
         Reply {
             frames: vec![frame::error(code.code(), message)],
             close: Some(code),
-            rejected: Some(reason(code)),
+            rejected: Some(code.label()),
         }
     }
 
     /// A `pusher:error` that leaves the connection open.
     pub fn error(code: CloseCode, message: &str) -> Reply {
         Reply {
-            rejected: Some(reason(code)),
+            rejected: Some(code.label()),
             ..Reply::frame(frame::error(code.code(), message))
         }
     }
 }
 
-/// The `reason` label of the rejection metric for a refusal with `code`.
-pub(crate) fn reason(code: CloseCode) -> &'static str {
-    match code {
-        CloseCode::TlsOnly => "tls_only",
-        CloseCode::AppNotFound => "app_not_found",
-        CloseCode::AppDisabled => "app_disabled",
-        CloseCode::OverConnectionQuota => "over_connection_quota",
-        CloseCode::PathNotFound => "path_not_found",
-        CloseCode::InvalidVersion => "invalid_version",
-        CloseCode::UnsupportedProtocol => "unsupported_protocol",
-        CloseCode::NoProtocolVersion => "no_protocol_version",
-        CloseCode::Unauthorized => "unauthorized",
-        CloseCode::OverCapacity => "over_capacity",
-        CloseCode::ReconnectImmediately => "reconnect",
-        CloseCode::PongNotReceived => "pong_not_received",
-        CloseCode::ClosedAfterInactivity => "inactive",
-        CloseCode::ClientEventRejected => "client_event_rejected",
-        CloseCode::WatchlistTooLarge => "watchlist_too_large",
-        CloseCode::GenericError => "invalid_frame",
+/// Why a frame was refused before any event's handler saw it.
+#[derive(Debug, thiserror::Error)]
+enum FrameRefusal {
+    #[error("{0}")]
+    Malformed(FrameError),
+    #[error("unsupported event {0:?}")]
+    UnsupportedEvent(String),
+}
+
+impl FrameRefusal {
+    fn reply(&self) -> Reply {
+        let code = match self {
+            FrameRefusal::Malformed(_) | FrameRefusal::UnsupportedEvent(_) => {
+                CloseCode::GenericError
+            }
+        };
+        Reply::error(code, &self.to_string())
     }
 }
 
 pub(crate) async fn dispatch(edge: &Arc<Edge>, session: &mut Session, text: &str) -> Reply {
     let parsed = match ClientFrame::parse(text) {
         Ok(parsed) => parsed,
-        Err(e) => return Reply::error(CloseCode::GenericError, &e.to_string()),
+        Err(e) => return FrameRefusal::Malformed(e).reply(),
     };
     if !matches!(parsed, ClientFrame::Ping | ClientFrame::Pong) {
         refresh_app(edge, session).await;
@@ -114,10 +112,7 @@ pub(crate) async fn dispatch(edge: &Arc<Edge>, session: &mut Session, text: &str
             channel,
             data,
         } => client_event::handle(edge, session, &event, &channel, data).await,
-        ClientFrame::Unknown { event } => Reply::error(
-            CloseCode::GenericError,
-            &format!("unsupported event {event:?}"),
-        ),
+        ClientFrame::Unknown { event } => FrameRefusal::UnsupportedEvent(event).reply(),
     }
 }
 
@@ -128,6 +123,29 @@ async fn refresh_app(edge: &Edge, session: &mut Session) {
     if let Ok(Some(app)) = edge.deps.apps.by_id(&session.app_id).await {
         if !Arc::ptr_eq(&app, &session.app) {
             session.app = app;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_refusals_are_sent_as_before() {
+        let malformed = FrameRefusal::Malformed(FrameError::InvalidJson("eof".into())).reply();
+        assert_eq!(
+            malformed.frames,
+            vec![frame::error(4000, "invalid JSON: eof")]
+        );
+        let unknown = FrameRefusal::UnsupportedEvent("pusher:bogus".into()).reply();
+        assert_eq!(
+            unknown.frames,
+            vec![frame::error(4000, r#"unsupported event "pusher:bogus""#)]
+        );
+        for reply in [malformed, unknown] {
+            assert_eq!(reply.close, None);
+            assert_eq!(reply.rejected, Some("invalid_frame"));
         }
     }
 }

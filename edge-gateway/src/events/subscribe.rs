@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use switchyard_bus::channel_subject;
-use switchyard_protocol::presence::{self, Member};
-use switchyard_protocol::{frame, signature, Channel, ChannelKind, CloseCode};
+use switchyard_protocol::presence::{self, ChannelDataError, Member};
+use switchyard_protocol::signature::{self, AuthTokenError};
+use switchyard_protocol::{frame, Channel, ChannelKind, ChannelNameError, CloseCode};
 use switchyard_telemetry::trace;
 use tracing::Span;
 
@@ -15,8 +16,82 @@ use crate::Edge;
 
 use super::Reply;
 
-/// Why a subscription was refused: message and HTTP-like status for `subscription_error`.
-struct Refusal(String, u16);
+/// Why a subscription was refused, named after the condition. [`SubscribeRefusal::reply`] is
+/// the one place that says what the client is sent for each.
+#[derive(Debug, thiserror::Error)]
+enum SubscribeRefusal {
+    #[error("{0}")]
+    InvalidChannelName(ChannelNameError),
+    #[error("auth is required for this channel")]
+    AuthRequired,
+    #[error("invalid auth: {0}")]
+    InvalidAuth(AuthTokenError),
+    #[error("channel_data is required for presence channels")]
+    ChannelDataRequired,
+    #[error("{0}")]
+    InvalidChannelData(ChannelDataError),
+    /// A `#server-to-user-` channel of another user, or with no user signed in.
+    #[error("only the connection signed in as this user may subscribe")]
+    NotThisUser,
+    #[error("presence channel is full ({0} members)")]
+    PresenceFull(usize),
+    /// The bus would not start carrying the channel's events to this edge.
+    #[error("temporarily unavailable, try again")]
+    BusUnavailable,
+    #[error("temporarily unavailable, try again")]
+    CoreUnavailable,
+}
+
+impl SubscribeRefusal {
+    /// The `subscription_error`'s status and type, and the code of the `pusher:error` sent
+    /// with it: statuses are HTTP's, as Pusher's auth endpoints answer them.
+    fn wire(&self) -> (u16, &'static str, CloseCode) {
+        use SubscribeRefusal as R;
+        match self {
+            R::InvalidChannelName(_) | R::ChannelDataRequired | R::InvalidChannelData(_) => {
+                (400, "SubscriptionError", CloseCode::GenericError)
+            }
+            R::AuthRequired | R::InvalidAuth(_) => (401, "AuthError", CloseCode::Unauthorized),
+            R::NotThisUser | R::PresenceFull(_) => {
+                (403, "SubscriptionError", CloseCode::Unauthorized)
+            }
+            R::BusUnavailable | R::CoreUnavailable => {
+                (503, "SubscriptionError", CloseCode::GenericError)
+            }
+        }
+    }
+
+    /// The rejection metric's label: one for every refused subscription, which dashboards
+    /// group by; the condition is in the log and the client's frames.
+    fn label(&self) -> &'static str {
+        use SubscribeRefusal as R;
+        match self {
+            R::InvalidChannelName(_)
+            | R::AuthRequired
+            | R::InvalidAuth(_)
+            | R::ChannelDataRequired
+            | R::InvalidChannelData(_)
+            | R::NotThisUser
+            | R::PresenceFull(_)
+            | R::BusUnavailable
+            | R::CoreUnavailable => "subscription_refused",
+        }
+    }
+
+    fn reply(&self, channel: &str) -> Reply {
+        let (status, error_type, code) = self.wire();
+        let message = self.to_string();
+        // pusher-js surfaces subscription_error on the channel; other clients only watch
+        // pusher:error, so both are sent, as Pusher does.
+        Reply {
+            rejected: Some(self.label()),
+            ..Reply::frames(vec![
+                frame::error(code.code(), &format!("{channel}: {message}")),
+                frame::subscription_error(channel, error_type, &message, status),
+            ])
+        }
+    }
+}
 
 /// The span of one subscribe: the root of the trace through core and Redis (created only
 /// while spans are exported, so a subscribe costs nothing extra otherwise).
@@ -34,22 +109,31 @@ pub(crate) async fn handle(
     auth: Option<String>,
     channel_data: Option<String>,
 ) -> Reply {
-    let channel = match Channel::parse(&name, session.app.max_channel_name_length) {
-        Ok(channel) => channel,
-        Err(e) => return refuse(&name, Refusal(e.to_string(), 400)),
-    };
-    if session.channels.contains_key(&name) {
-        return Reply::none();
+    match subscribe(edge, session, &name, auth, channel_data).await {
+        Ok(frames) => Reply::frames(frames),
+        Err(refusal) => refusal.reply(&name),
     }
-    let member = match authorize(session, &channel, auth.as_deref(), channel_data.as_deref()) {
-        Ok(member) => member,
-        Err(refusal) => return refuse(&name, refusal),
-    };
-    let key = session.key(&name);
+}
+
+/// Subscribes the connection to `name`; the frames answer it (none if it already was).
+async fn subscribe(
+    edge: &Arc<Edge>,
+    session: &mut Session,
+    name: &str,
+    auth: Option<String>,
+    channel_data: Option<String>,
+) -> Result<Vec<String>, SubscribeRefusal> {
+    let channel = Channel::parse(name, session.app.max_channel_name_length)
+        .map_err(SubscribeRefusal::InvalidChannelName)?;
+    if session.channels.contains_key(name) {
+        return Ok(Vec::new());
+    }
+    let member = authorize(session, &channel, auth.as_deref(), channel_data.as_deref())?;
+    let key = session.key(name);
     let (local, feed) = edge
         .hub
         .add(Index::Channel, &key, &session.socket_id, &session.peer);
-    let subject = channel_subject(&session.app.id, &name);
+    let subject = channel_subject(&session.app.id, name);
     let started = feed
         .get_or_try_init(|| {
             hub::start_feed(
@@ -64,18 +148,15 @@ pub(crate) async fn handle(
     if let Err(e) = started {
         edge.hub.remove(Index::Channel, &key, &session.socket_id);
         tracing::warn!(error = %e, "bus subscribe failed");
-        return refuse(
-            &name,
-            Refusal("temporarily unavailable, try again".into(), 503),
-        );
+        return Err(SubscribeRefusal::BusUnavailable);
     }
     let data = match &member {
         None => "{}".to_owned(),
-        Some(member) => match join(edge, session, &name, member.clone()).await {
+        Some(member) => match join(edge, session, name, member.clone()).await {
             Ok(data) => data,
             Err(refusal) => {
                 edge.hub.remove(Index::Channel, &key, &session.socket_id);
-                return refuse(&name, refusal);
+                return Err(refusal);
             }
         },
     };
@@ -92,20 +173,20 @@ pub(crate) async fn handle(
         session.authorized = true;
     }
     session.channels.insert(
-        &name,
+        name,
         Subscribed {
             presence_user: member.map(|m| m.user_id.into()),
         },
     );
-    let mut frames = vec![frame::subscription_succeeded(&name, &data)];
+    let mut frames = vec![frame::subscription_succeeded(name, &data)];
     if channel.is_cache() {
-        match edge.deps.core.cache_get(&session.app.id, &name).await {
+        match edge.deps.core.cache_get(&session.app.id, name).await {
             Ok(Some(cached)) => frames.push(cached.frame),
-            Ok(None) => frames.push(frame::cache_miss(&name)),
+            Ok(None) => frames.push(frame::cache_miss(name)),
             Err(e) => tracing::warn!(channel = %name, error = %e, "cache lookup failed"),
         }
     }
-    Reply::frames(frames)
+    Ok(frames)
 }
 
 fn authorize(
@@ -113,13 +194,13 @@ fn authorize(
     channel: &Channel,
     auth: Option<&str>,
     channel_data: Option<&str>,
-) -> Result<Option<Member>, Refusal> {
+) -> Result<Option<Member>, SubscribeRefusal> {
     let app = &session.app;
     let socket_id = &*session.socket_id;
     let check = |message: &str| {
-        let token = auth.ok_or_else(|| Refusal("auth is required for this channel".into(), 401))?;
+        let token = auth.ok_or(SubscribeRefusal::AuthRequired)?;
         signature::verify_token(&app.key, app.secret.expose(), token, message)
-            .map_err(|e| Refusal(format!("invalid auth: {e}"), 401))
+            .map_err(SubscribeRefusal::InvalidAuth)
     };
     match channel.kind() {
         ChannelKind::Public => Ok(None),
@@ -128,23 +209,18 @@ fn authorize(
             Ok(None)
         }
         ChannelKind::Presence => {
-            let data = channel_data.ok_or_else(|| {
-                Refusal("channel_data is required for presence channels".into(), 400)
-            })?;
+            let data = channel_data.ok_or(SubscribeRefusal::ChannelDataRequired)?;
             check(&signature::presence_string(socket_id, channel.name(), data))?;
             presence::parse_channel_data(data, app.max_presence_user_info_bytes)
                 .map(Some)
-                .map_err(|e| Refusal(e.to_string(), 400))
+                .map_err(SubscribeRefusal::InvalidChannelData)
         }
         ChannelKind::ServerToUser => {
             let signed_in = session.user.as_ref().map(|u| u.id.as_str());
             if signed_in.is_some() && signed_in == channel.server_to_user_id() {
                 Ok(None)
             } else {
-                Err(Refusal(
-                    "only the connection signed in as this user may subscribe".into(),
-                    403,
-                ))
+                Err(SubscribeRefusal::NotThisUser)
             }
         }
     }
@@ -155,7 +231,7 @@ async fn join(
     session: &Session,
     name: &str,
     member: Member,
-) -> Result<String, Refusal> {
+) -> Result<String, SubscribeRefusal> {
     let joined = edge
         .deps
         .core
@@ -169,35 +245,86 @@ async fn join(
         .await;
     match joined {
         Ok(members) => Ok(presence::subscription_data(&members)),
-        Err(channel_core::CoreError::PresenceFull(n)) => Err(Refusal(
-            format!("presence channel is full ({n} members)"),
-            403,
-        )),
-        Err(e) => {
+        Err(channel_core::CoreError::PresenceFull(n)) => Err(SubscribeRefusal::PresenceFull(n)),
+        Err(e @ channel_core::CoreError::Unavailable(_)) => {
             tracing::warn!(channel = name, error = %e, "presence join failed");
-            Err(Refusal("temporarily unavailable, try again".into(), 503))
+            Err(SubscribeRefusal::CoreUnavailable)
         }
     }
 }
 
-fn refuse(channel: &str, Refusal(message, status): Refusal) -> Reply {
-    let error_type = if status == 401 {
-        "AuthError"
-    } else {
-        "SubscriptionError"
-    };
-    // pusher-js surfaces subscription_error on the channel; other clients only watch
-    // pusher:error, so both are sent, as Pusher does.
-    let code = if status == 401 || status == 403 {
-        CloseCode::Unauthorized
-    } else {
-        CloseCode::GenericError
-    };
-    Reply {
-        rejected: Some("subscription_refused"),
-        ..Reply::frames(vec![
-            frame::error(code.code(), &format!("{channel}: {message}")),
-            frame::subscription_error(channel, error_type, &message, status),
-        ])
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What each refusal sent before refusals were named: the `pusher:error` code, the
+    /// `subscription_error` type and status, and the message of both.
+    #[test]
+    fn each_refusal_is_sent_as_before() {
+        use SubscribeRefusal as R;
+        let busy = "temporarily unavailable, try again";
+        let cases = [
+            (
+                R::InvalidChannelName(ChannelNameError::Empty),
+                4000,
+                "SubscriptionError",
+                400,
+                "channel name is empty",
+            ),
+            (
+                R::AuthRequired,
+                4009,
+                "AuthError",
+                401,
+                "auth is required for this channel",
+            ),
+            (
+                R::InvalidAuth(AuthTokenError::BadSignature),
+                4009,
+                "AuthError",
+                401,
+                "invalid auth: invalid signature",
+            ),
+            (
+                R::ChannelDataRequired,
+                4000,
+                "SubscriptionError",
+                400,
+                "channel_data is required for presence channels",
+            ),
+            (
+                R::InvalidChannelData(ChannelDataError::MissingUserId),
+                4000,
+                "SubscriptionError",
+                400,
+                "channel_data must have a string or number user_id",
+            ),
+            (
+                R::NotThisUser,
+                4009,
+                "SubscriptionError",
+                403,
+                "only the connection signed in as this user may subscribe",
+            ),
+            (
+                R::PresenceFull(100),
+                4009,
+                "SubscriptionError",
+                403,
+                "presence channel is full (100 members)",
+            ),
+            (R::BusUnavailable, 4000, "SubscriptionError", 503, busy),
+            (R::CoreUnavailable, 4000, "SubscriptionError", 503, busy),
+        ];
+        for (refusal, code, error_type, status, message) in cases {
+            let reply = refusal.reply("presence-room");
+            let expected = vec![
+                frame::error(code, &format!("presence-room: {message}")),
+                frame::subscription_error("presence-room", error_type, message, status),
+            ];
+            assert_eq!(reply.frames, expected, "{refusal:?}");
+            assert_eq!(reply.close, None, "{refusal:?}");
+            assert_eq!(reply.rejected, Some("subscription_refused"));
+        }
     }
 }

@@ -83,7 +83,7 @@ impl Api {
                     );
                 }
                 "cache" if ch.is_cache() => {
-                    if let Some(cached) = self.deps.core.cache_get(&app.id, name).await? {
+                    if let Some(cached) = self.deps.core.cache_peek(&app.id, name).await? {
                         let data = frame_data(&cached.frame);
                         out.insert(
                             "cache".into(),

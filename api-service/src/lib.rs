@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use channel_core::{ChannelCore, Quota};
+use channel_core::{ApiCore, Quota};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
@@ -46,7 +46,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Clone)]
 pub struct ApiDeps {
     pub apps: Arc<dyn AppStore>,
-    pub core: Arc<dyn ChannelCore>,
+    pub core: Arc<dyn ApiCore>,
     pub bus: Arc<dyn Bus>,
     /// The admin API (`/admin/apps`); `None` leaves it off.
     pub admin: Option<AdminDeps>,
@@ -63,7 +63,7 @@ impl Api {
 
     /// Whether the bus is connected and channel-core (with its store) answers.
     pub async fn is_ready(&self) -> bool {
-        self.deps.bus.is_connected() && self.deps.core.online("", &[]).await.is_ok()
+        self.deps.bus.is_connected() && self.deps.core.ready().await.is_ok()
     }
 
     /// Handles a request under `/apps/` or `/admin/`.

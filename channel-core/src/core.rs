@@ -2,16 +2,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use switchyard_apps::{App, AppStore};
 use switchyard_bus::{channel_subject, watch_subject, Bus, Envelope};
-use switchyard_protocol::presence::{self, Member};
+use switchyard_protocol::presence;
 use switchyard_protocol::{frame, Channel, ChannelKind};
 use switchyard_webhook::{WebhookEvent, WebhookJob, WebhookSink};
 
 use crate::hold::HoldKey;
 use crate::store::{ChannelStore, CountTransition};
-use crate::{CachedEvent, ChannelCore, ChannelCounts, CoreError, CountReport, Quota};
+use crate::{CoreError, CountReport};
 
 /// Channels with more subscribers than this get `subscription_count` at most every
 /// [`BUSY_COUNT_INTERVAL`], as Pusher does, so a busy channel is not flooded by its own churn.
@@ -69,11 +68,17 @@ impl Core {
         self
     }
 
-    async fn app(&self, app_id: &str) -> Option<Arc<App>> {
+    pub(crate) async fn app(&self, app_id: &str) -> Option<Arc<App>> {
         self.apps.by_id(app_id).await.ok().flatten()
     }
 
-    async fn publish(&self, app_id: &str, channel: &str, frame: String, except: Option<&str>) {
+    pub(crate) async fn publish(
+        &self,
+        app_id: &str,
+        channel: &str,
+        frame: String,
+        except: Option<&str>,
+    ) {
         let env = Envelope::frame(frame, except.map(str::to_owned));
         if let Err(e) = self
             .bus
@@ -133,7 +138,11 @@ impl Core {
         due
     }
 
-    async fn apply_report(&self, edge: &str, report: CountReport) -> Result<(), CoreError> {
+    pub(crate) async fn apply_report(
+        &self,
+        edge: &str,
+        report: CountReport,
+    ) -> Result<(), CoreError> {
         let t = self
             .store
             .set_edge_count(&report.app_id, &report.channel, edge, report.count)
@@ -211,182 +220,4 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-#[async_trait]
-impl ChannelCore for Core {
-    async fn report_counts(&self, edge: &str, reports: Vec<CountReport>) -> Result<(), CoreError> {
-        for report in reports {
-            self.apply_report(edge, report).await?;
-        }
-        Ok(())
-    }
-
-    async fn join_presence(
-        &self,
-        app_id: &str,
-        channel: &str,
-        edge: &str,
-        socket_id: &str,
-        member: Member,
-    ) -> Result<Vec<Member>, CoreError> {
-        let app = self
-            .app(app_id)
-            .await
-            .ok_or_else(|| CoreError::Unavailable(format!("unknown app {app_id}")))?;
-        let result = self
-            .store
-            .join(
-                app_id,
-                channel,
-                edge,
-                socket_id,
-                member.clone(),
-                app.max_presence_members,
-            )
-            .await?;
-        if result.first {
-            let data = presence::member_added_data(&member);
-            let frame = frame::channel_event("pusher_internal:member_added", channel, &data, None);
-            self.publish(app_id, channel, frame, Some(socket_id)).await;
-            let key = HoldKey {
-                app_id: app.id.clone(),
-                channel: channel.to_owned(),
-                user_id: Some(member.user_id.clone()),
-            };
-            let event = WebhookEvent::MemberAdded {
-                channel: channel.to_owned(),
-                user_id: member.user_id,
-            };
-            self.arrival(&app, key, event).await;
-        }
-        Ok(result.members)
-    }
-
-    async fn leave_presence(
-        &self,
-        app_id: &str,
-        channel: &str,
-        edge: &str,
-        socket_id: &str,
-    ) -> Result<(), CoreError> {
-        let Some(left) = self.store.leave(app_id, channel, edge, socket_id).await? else {
-            return Ok(());
-        };
-        if left.last {
-            self.member_left(app_id, channel, left.user_id).await;
-        }
-        Ok(())
-    }
-
-    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, CoreError> {
-        Ok(self.store.members(app_id, channel).await?)
-    }
-
-    async fn channel(&self, app_id: &str, channel: &str) -> Result<ChannelCounts, CoreError> {
-        Ok(self.store.counts(app_id, channel).await?)
-    }
-
-    async fn channels(
-        &self,
-        app_id: &str,
-        prefix: &str,
-    ) -> Result<Vec<(String, ChannelCounts)>, CoreError> {
-        Ok(self.store.occupied(app_id, prefix).await?)
-    }
-
-    async fn cache_get(
-        &self,
-        app_id: &str,
-        channel: &str,
-    ) -> Result<Option<CachedEvent>, CoreError> {
-        let cached = self.store.cache_get(app_id, channel).await?;
-        if cached.is_none() {
-            if let Some(app) = self.app(app_id).await {
-                let event = WebhookEvent::CacheMiss {
-                    channel: channel.to_owned(),
-                };
-                self.webhook(&app, event).await;
-            }
-        }
-        Ok(cached.map(|(frame, ttl)| CachedEvent {
-            frame,
-            ttl_secs: ttl.as_secs(),
-        }))
-    }
-
-    async fn cache_put(&self, app_id: &str, channel: &str, frame: String) -> Result<(), CoreError> {
-        Ok(self
-            .store
-            .cache_put(app_id, channel, frame, CACHE_TTL)
-            .await?)
-    }
-
-    async fn user_signed_in(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        edge: &str,
-        socket_id: &str,
-    ) -> Result<(), CoreError> {
-        if self
-            .store
-            .user_connect(app_id, user_id, edge, socket_id)
-            .await?
-        {
-            self.publish_watch(app_id, user_id, "online").await;
-        }
-        Ok(())
-    }
-
-    async fn user_signed_out(
-        &self,
-        app_id: &str,
-        user_id: &str,
-        edge: &str,
-        socket_id: &str,
-    ) -> Result<(), CoreError> {
-        if self
-            .store
-            .user_disconnect(app_id, user_id, edge, socket_id)
-            .await?
-        {
-            self.publish_watch(app_id, user_id, "offline").await;
-        }
-        Ok(())
-    }
-
-    async fn online(&self, app_id: &str, user_ids: &[String]) -> Result<Vec<String>, CoreError> {
-        Ok(self.store.users_online(app_id, user_ids).await?)
-    }
-
-    async fn heartbeat(&self, edge: &str) -> Result<bool, CoreError> {
-        Ok(self.store.touch_edge(edge, self.lease_ttl).await?)
-    }
-
-    async fn admit_connection(
-        &self,
-        app_id: &str,
-        edge: &str,
-        max: u64,
-    ) -> Result<bool, CoreError> {
-        Ok(self.store.admit_connection(app_id, edge, max).await?)
-    }
-
-    async fn release_connection(&self, app_id: &str, edge: &str) -> Result<(), CoreError> {
-        Ok(self.store.release_connection(app_id, edge).await?)
-    }
-
-    async fn take_quota(
-        &self,
-        app_id: &str,
-        quota: Quota,
-        amount: u64,
-        per_second: u64,
-    ) -> Result<bool, CoreError> {
-        Ok(self
-            .store
-            .take_quota(app_id, quota.as_str(), amount, per_second)
-            .await?)
-    }
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use channel_core::ChannelCore;
+use channel_core::EdgeCore;
 use hyper::{Response, StatusCode};
 use switchyard_apps::AppStore;
 use switchyard_bus::Bus;
@@ -82,7 +82,7 @@ impl Default for EdgeConfig {
 #[derive(Clone)]
 pub struct EdgeDeps {
     pub apps: Arc<dyn AppStore>,
-    pub core: Arc<dyn ChannelCore>,
+    pub core: Arc<dyn EdgeCore>,
     pub bus: Arc<dyn Bus>,
     pub webhooks: Arc<dyn WebhookSink>,
 }

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
-use channel_core::{ChannelCore, CountReport};
+use channel_core::{CountReport, EdgeCore};
 use tokio::sync::Notify;
 
 use crate::hub::{Hub, Index, Key};
@@ -40,7 +40,7 @@ impl Reporter {
     }
 
     /// Sends every pending report once; on failure the channels stay dirty for the next try.
-    pub async fn flush(&self, edge_id: &str, hub: &Hub, core: &dyn ChannelCore) -> bool {
+    pub async fn flush(&self, edge_id: &str, hub: &Hub, core: &dyn EdgeCore) -> bool {
         let _sending = self.sending.lock().await;
         let keys = self.take();
         self.send(keys, edge_id, hub, core).await
@@ -52,7 +52,7 @@ impl Reporter {
         key: &Key,
         edge_id: &str,
         hub: &Hub,
-        core: &dyn ChannelCore,
+        core: &dyn EdgeCore,
     ) -> bool {
         let _sending = self.sending.lock().await;
         self.dirty
@@ -62,7 +62,7 @@ impl Reporter {
         self.send(vec![key.clone()], edge_id, hub, core).await
     }
 
-    async fn send(&self, keys: Vec<Key>, edge_id: &str, hub: &Hub, core: &dyn ChannelCore) -> bool {
+    async fn send(&self, keys: Vec<Key>, edge_id: &str, hub: &Hub, core: &dyn EdgeCore) -> bool {
         if keys.is_empty() {
             return true;
         }

@@ -1,9 +1,10 @@
 //! The gRPC contract between edges / the API and channel-core (`switchyard/v1/core.proto`),
-//! the server that exposes a `ChannelCore` over it and the client that implements
-//! `ChannelCore` on top of it.
+//! the server that exposes a core over it and the client that implements `EdgeCore` and
+//! `ApiCore` on top of it, both generated from one table of operations (`ops.rs`).
 
 mod client;
 mod convert;
+mod ops;
 mod server;
 
 pub use client::GrpcCore;

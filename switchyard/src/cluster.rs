@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use channel_core::{ChannelCore, RedisStore};
+use channel_core::RedisStore;
 use switchyard_bus::{Bus, NatsBus};
 use switchyard_config::Config;
 use switchyard_listener::Handler;
@@ -34,7 +34,8 @@ pub async fn bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
     Ok(Arc::new(bus))
 }
 
-pub fn core_client(config: &Config) -> anyhow::Result<Arc<dyn ChannelCore>> {
+/// One client serves both traits (`EdgeCore` for edges, `ApiCore` for the API).
+pub fn core_client(config: &Config) -> anyhow::Result<Arc<GrpcCore>> {
     Ok(Arc::new(GrpcCore::new(&config.cluster.core_url)?))
 }
 

@@ -420,6 +420,7 @@ pub mod channel_core_client {
                 .insert(GrpcMethod::new("switchyard.v1.ChannelCore", "Channels"));
             self.inner.unary(req, path, codec).await
         }
+        /// A subscriber's read of a cache channel: raises cache_miss when it is empty.
         pub async fn cache_get(
             &mut self,
             request: impl tonic::IntoRequest<super::ChannelRef>,
@@ -439,6 +440,28 @@ pub mod channel_core_client {
             let mut req = request.into_request();
             req.extensions_mut()
                 .insert(GrpcMethod::new("switchyard.v1.ChannelCore", "CacheGet"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The API's read of a cache channel: raises nothing.
+        pub async fn cache_peek(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ChannelRef>,
+        ) -> std::result::Result<tonic::Response<super::CacheGetReply>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchyard.v1.ChannelCore/CachePeek",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("switchyard.v1.ChannelCore", "CachePeek"));
             self.inner.unary(req, path, codec).await
         }
         pub async fn cache_put(
@@ -618,6 +641,28 @@ pub mod channel_core_client {
                 .insert(GrpcMethod::new("switchyard.v1.ChannelCore", "TakeQuota"));
             self.inner.unary(req, path, codec).await
         }
+        /// OK when core and its store answer.
+        pub async fn ready(
+            &mut self,
+            request: impl tonic::IntoRequest<super::Empty>,
+        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchyard.v1.ChannelCore/Ready",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("switchyard.v1.ChannelCore", "Ready"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -659,7 +704,13 @@ pub mod channel_core_server {
             &self,
             request: tonic::Request<super::ChannelsRequest>,
         ) -> std::result::Result<tonic::Response<super::ChannelsReply>, tonic::Status>;
+        /// A subscriber's read of a cache channel: raises cache_miss when it is empty.
         async fn cache_get(
+            &self,
+            request: tonic::Request<super::ChannelRef>,
+        ) -> std::result::Result<tonic::Response<super::CacheGetReply>, tonic::Status>;
+        /// The API's read of a cache channel: raises nothing.
+        async fn cache_peek(
             &self,
             request: tonic::Request<super::ChannelRef>,
         ) -> std::result::Result<tonic::Response<super::CacheGetReply>, tonic::Status>;
@@ -702,6 +753,11 @@ pub mod channel_core_server {
             &self,
             request: tonic::Request<super::TakeQuotaRequest>,
         ) -> std::result::Result<tonic::Response<super::TakeQuotaReply>, tonic::Status>;
+        /// OK when core and its store answer.
+        async fn ready(
+            &self,
+            request: tonic::Request<super::Empty>,
+        ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct ChannelCoreServer<T> {
@@ -1088,6 +1144,49 @@ pub mod channel_core_server {
                     };
                     Box::pin(fut)
                 }
+                "/switchyard.v1.ChannelCore/CachePeek" => {
+                    #[allow(non_camel_case_types)]
+                    struct CachePeekSvc<T: ChannelCore>(pub Arc<T>);
+                    impl<T: ChannelCore> tonic::server::UnaryService<super::ChannelRef>
+                    for CachePeekSvc<T> {
+                        type Response = super::CacheGetReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ChannelRef>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ChannelCore>::cache_peek(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = CachePeekSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
                 "/switchyard.v1.ChannelCore/CachePut" => {
                     #[allow(non_camel_case_types)]
                     struct CachePutSvc<T: ChannelCore>(pub Arc<T>);
@@ -1432,6 +1531,49 @@ pub mod channel_core_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = TakeQuotaSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchyard.v1.ChannelCore/Ready" => {
+                    #[allow(non_camel_case_types)]
+                    struct ReadySvc<T: ChannelCore>(pub Arc<T>);
+                    impl<T: ChannelCore> tonic::server::UnaryService<super::Empty>
+                    for ReadySvc<T> {
+                        type Response = super::Empty;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::Empty>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ChannelCore>::ready(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ReadySvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use channel_core::{ChannelCore, ChannelStore, Core};
+use channel_core::{ApiCore, ChannelStore, Core};
 use switchyard::{app_store, cluster, launch};
 
 const USAGE: &str = "usage: channel-core [--config FILE]

@@ -1,0 +1,102 @@
+//! What the HTTP API needs from core, and core's answer to it.
+
+use async_trait::async_trait;
+use switchyard_protocol::presence::Member;
+
+use crate::core::{Core, CACHE_TTL};
+use crate::{CachedEvent, ChannelCounts, CoreError, Quota};
+
+/// What the API calls: channel queries, cache writes and quotas. It never changes membership
+/// or counts, so it raises no webhook.
+#[async_trait]
+pub trait ApiCore: Send + Sync {
+    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, CoreError>;
+
+    async fn channel(&self, app_id: &str, channel: &str) -> Result<ChannelCounts, CoreError>;
+
+    /// Occupied channels whose name starts with `prefix`.
+    async fn channels(
+        &self,
+        app_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, ChannelCounts)>, CoreError>;
+
+    /// A cache channel's last event, read without a `cache_miss` webhook (that is for
+    /// subscribers finding it empty, not for queries).
+    async fn cache_peek(
+        &self,
+        app_id: &str,
+        channel: &str,
+    ) -> Result<Option<CachedEvent>, CoreError>;
+
+    async fn cache_put(&self, app_id: &str, channel: &str, frame: String) -> Result<(), CoreError>;
+
+    /// Takes `amount` from the app's cluster-wide allowance of `per_second` in `quota` for
+    /// the current second; false (taking nothing) means over the limit (HTTP 429).
+    async fn take_quota(
+        &self,
+        app_id: &str,
+        quota: Quota,
+        amount: u64,
+        per_second: u64,
+    ) -> Result<bool, CoreError>;
+
+    /// `Ok` when core and its store answer (the API's readiness).
+    async fn ready(&self) -> Result<(), CoreError>;
+}
+
+#[async_trait]
+impl ApiCore for Core {
+    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, CoreError> {
+        Ok(self.store.members(app_id, channel).await?)
+    }
+
+    async fn channel(&self, app_id: &str, channel: &str) -> Result<ChannelCounts, CoreError> {
+        Ok(self.store.counts(app_id, channel).await?)
+    }
+
+    async fn channels(
+        &self,
+        app_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, ChannelCounts)>, CoreError> {
+        Ok(self.store.occupied(app_id, prefix).await?)
+    }
+
+    async fn cache_put(&self, app_id: &str, channel: &str, frame: String) -> Result<(), CoreError> {
+        Ok(self
+            .store
+            .cache_put(app_id, channel, frame, CACHE_TTL)
+            .await?)
+    }
+
+    async fn take_quota(
+        &self,
+        app_id: &str,
+        quota: Quota,
+        amount: u64,
+        per_second: u64,
+    ) -> Result<bool, CoreError> {
+        Ok(self
+            .store
+            .take_quota(app_id, quota.as_str(), amount, per_second)
+            .await?)
+    }
+
+    async fn cache_peek(
+        &self,
+        app_id: &str,
+        channel: &str,
+    ) -> Result<Option<CachedEvent>, CoreError> {
+        Ok(self
+            .store
+            .cache_get(app_id, channel)
+            .await?
+            .map(CachedEvent::from_stored))
+    }
+
+    async fn ready(&self) -> Result<(), CoreError> {
+        // The cheapest read that still goes to the store.
+        self.store.users_online("", &[]).await.map(drop)
+    }
+}

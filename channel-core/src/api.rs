@@ -48,11 +48,11 @@ pub trait ApiCore: Send + Sync {
 #[async_trait]
 impl ApiCore for Core {
     async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, CoreError> {
-        Ok(self.store.members(app_id, channel).await?)
+        self.store.members(app_id, channel).await
     }
 
     async fn channel(&self, app_id: &str, channel: &str) -> Result<ChannelCounts, CoreError> {
-        Ok(self.store.counts(app_id, channel).await?)
+        self.store.counts(app_id, channel).await
     }
 
     async fn channels(
@@ -60,14 +60,13 @@ impl ApiCore for Core {
         app_id: &str,
         prefix: &str,
     ) -> Result<Vec<(String, ChannelCounts)>, CoreError> {
-        Ok(self.store.occupied(app_id, prefix).await?)
+        self.store.occupied(app_id, prefix).await
     }
 
     async fn cache_put(&self, app_id: &str, channel: &str, frame: String) -> Result<(), CoreError> {
-        Ok(self
-            .store
+        self.store
             .cache_put(app_id, channel, frame, CACHE_TTL)
-            .await?)
+            .await
     }
 
     async fn take_quota(
@@ -77,10 +76,9 @@ impl ApiCore for Core {
         amount: u64,
         per_second: u64,
     ) -> Result<bool, CoreError> {
-        Ok(self
-            .store
+        self.store
             .take_quota(app_id, quota.as_str(), amount, per_second)
-            .await?)
+            .await
     }
 
     async fn cache_peek(

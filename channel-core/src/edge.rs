@@ -203,11 +203,11 @@ impl EdgeCore for Core {
     }
 
     async fn online(&self, app_id: &str, user_ids: &[String]) -> Result<Vec<String>, CoreError> {
-        Ok(self.store.users_online(app_id, user_ids).await?)
+        self.store.users_online(app_id, user_ids).await
     }
 
     async fn heartbeat(&self, edge: &str) -> Result<bool, CoreError> {
-        Ok(self.store.touch_edge(edge, self.lease_ttl).await?)
+        self.store.touch_edge(edge, self.lease_ttl).await
     }
 
     async fn admit_connection(
@@ -216,10 +216,10 @@ impl EdgeCore for Core {
         edge: &str,
         max: u64,
     ) -> Result<bool, CoreError> {
-        Ok(self.store.admit_connection(app_id, edge, max).await?)
+        self.store.admit_connection(app_id, edge, max).await
     }
 
     async fn release_connection(&self, app_id: &str, edge: &str) -> Result<(), CoreError> {
-        Ok(self.store.release_connection(app_id, edge).await?)
+        self.store.release_connection(app_id, edge).await
     }
 }

@@ -109,7 +109,7 @@ impl Core {
                 tracing::error!(app_id = %hold.app_id, error = %e, "dropping an unreadable webhook hold")
             }
         }
-        Ok(self.store.forget_hold(hold).await?)
+        self.store.forget_hold(hold).await
     }
 
     /// Sends due holds every `every` until `shutdown`. Any number of replicas may run this.

@@ -9,6 +9,7 @@ mod hold;
 mod memory;
 mod reaper;
 mod redis_store;
+mod service;
 mod store;
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use switchyard_protocol::presence::Member;
 pub use crate::core::{Core, CACHE_TTL, LEASE_TTL, WEBHOOK_HOLD};
 pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
+pub use service::{run, CoreConfig, CoreDeps, HOLD_CHECK_EVERY};
 pub use store::{
     CacheStore, ChannelStore, CountStore, CountTransition, DueHold, HoldStore, Holding, JoinResult,
     LeaseStore, LeaveResult, LimitStore, PresenceStore, ReapResult, UserStore,

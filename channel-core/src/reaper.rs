@@ -48,7 +48,7 @@ impl Core {
                 }
             }
         }
-        Ok(self.store.forget_edge(edge).await?)
+        self.store.forget_edge(edge).await
     }
 
     /// Looks for expired edges every `every` until `shutdown`. Several core replicas may run

@@ -11,6 +11,7 @@ mod hold;
 mod memory;
 mod reaper;
 mod redis_store;
+mod service;
 mod store;
 
 pub use crate::core::{Core, CACHE_TTL, LEASE_TTL, WEBHOOK_HOLD};
@@ -18,6 +19,7 @@ pub use api::ApiCore;
 pub use edge::EdgeCore;
 pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
+pub use service::{run, CoreConfig, CoreDeps, HOLD_CHECK_EVERY};
 pub use store::{
     CacheStore, ChannelStore, CountStore, CountTransition, DueHold, HoldStore, Holding, JoinResult,
     LeaseStore, LeaveResult, LimitStore, PresenceStore, ReapResult, UserStore,

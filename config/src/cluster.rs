@@ -1,8 +1,14 @@
 //! Settings of the distributed mode: where the shared services are, and each service's own
-//! section. The embedded mode ignores all of them.
+//! section. The embedded mode ignores addresses and ports but runs core and the worker with
+//! the timings of `[core]` and the delivery settings of `[worker]`, as the distributed mode
+//! does.
+
+use std::fmt;
+use std::time::Duration;
 
 use serde::Deserialize;
-use switchyard_apps::Secret;
+
+use crate::duration::{millis, secs};
 
 /// `[cluster]`: the services every process of a cluster shares.
 #[derive(Debug, Clone, Deserialize)]
@@ -15,7 +21,7 @@ pub struct ClusterConfig {
     /// Where edges and the API reach channel-core's gRPC service.
     pub core_url: String,
     /// The webhook queue: `redis` (Redis Streams on `redis_url`) or `sqs`.
-    pub webhook_queue: String,
+    pub webhook_queue: WebhookQueueBackend,
     /// With `webhook_queue = "sqs"`: the queue's name (created if missing) or its URL.
     pub sqs_queue: String,
     /// Another endpoint than AWS's (a local SQS-compatible server); empty for AWS.
@@ -25,6 +31,39 @@ pub struct ClusterConfig {
     pub sqs_dead_letter_queue: String,
 }
 
+/// Where webhook jobs wait for the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum WebhookQueueBackend {
+    /// Redis Streams on `[cluster] redis_url`, one consumer group of workers.
+    Redis,
+    /// Amazon SQS (or a compatible server at `sqs_endpoint`).
+    Sqs,
+}
+
+impl TryFrom<String> for WebhookQueueBackend {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        match name.as_str() {
+            "redis" => Ok(WebhookQueueBackend::Redis),
+            "sqs" => Ok(WebhookQueueBackend::Sqs),
+            _ => Err(format!(
+                "webhook_queue {name:?} must be \"redis\" or \"sqs\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for WebhookQueueBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WebhookQueueBackend::Redis => "redis",
+            WebhookQueueBackend::Sqs => "sqs",
+        })
+    }
+}
+
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
@@ -32,7 +71,7 @@ impl Default for ClusterConfig {
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_namespace: "sy".into(),
             core_url: "http://127.0.0.1:6301".into(),
-            webhook_queue: "redis".into(),
+            webhook_queue: WebhookQueueBackend::Redis,
             sqs_queue: "switchyard-webhooks".into(),
             sqs_endpoint: String::new(),
             sqs_region: "us-east-1".into(),
@@ -49,9 +88,12 @@ pub struct EdgeSection {
     /// Unique name of this edge in core; empty picks `edge-<port>-<random>` at start, so a
     /// restarted edge never inherits a dead one's lease.
     pub id: String,
-    pub heartbeat_ms: u64,
+    /// How often the edge renews its lease in core.
+    #[serde(rename = "heartbeat_ms", deserialize_with = "millis")]
+    pub heartbeat: Duration,
     /// How long a channel's bus subscription outlives its last local subscriber.
-    pub linger_ms: u64,
+    #[serde(rename = "linger_ms", deserialize_with = "millis")]
+    pub linger: Duration,
 }
 
 impl Default for EdgeSection {
@@ -59,8 +101,8 @@ impl Default for EdgeSection {
         EdgeSection {
             port: 6101,
             id: String::new(),
-            heartbeat_ms: 2000,
-            linger_ms: 2000,
+            heartbeat: Duration::from_millis(2000),
+            linger: Duration::from_millis(2000),
         }
     }
 }
@@ -87,8 +129,11 @@ pub struct CoreSection {
     /// `/up` and `/ready` over HTTP.
     pub health_port: u16,
     /// An edge silent for this long is reaped (edges beat every `edge.heartbeat_ms`).
-    pub lease_ttl_ms: u64,
-    pub reap_interval_ms: u64,
+    #[serde(rename = "lease_ttl_ms", deserialize_with = "millis")]
+    pub lease_ttl: Duration,
+    /// How often each replica looks for edges whose lease expired.
+    #[serde(rename = "reap_interval_ms", deserialize_with = "millis")]
+    pub reap_interval: Duration,
 }
 
 impl Default for CoreSection {
@@ -96,8 +141,8 @@ impl Default for CoreSection {
         CoreSection {
             port: 6301,
             health_port: 6302,
-            lease_ttl_ms: 6000,
-            reap_interval_ms: 1000,
+            lease_ttl: Duration::from_millis(6000),
+            reap_interval: Duration::from_millis(1000),
         }
     }
 }
@@ -110,11 +155,13 @@ pub struct WorkerSection {
     pub health_port: u16,
     pub concurrency: usize,
     /// How long a failing webhook is retried before it is dead-lettered.
-    pub retry_window_secs: u64,
+    #[serde(rename = "retry_window_secs", deserialize_with = "secs")]
+    pub retry_window: Duration,
     /// How long after a worker dies its unfinished jobs go to the other workers: the Redis
     /// queue's reclaim timeout, or the SQS queue's visibility timeout. Live workers renew
     /// their jobs at a third of it, so a slow delivery is never mistaken for a dead worker.
-    pub reclaim_after_secs: u64,
+    #[serde(rename = "reclaim_after_secs", deserialize_with = "secs")]
+    pub reclaim_after: Duration,
 }
 
 impl Default for WorkerSection {
@@ -122,8 +169,8 @@ impl Default for WorkerSection {
         WorkerSection {
             health_port: 6401,
             concurrency: 64,
-            retry_window_secs: 300,
-            reclaim_after_secs: 60,
+            retry_window: Duration::from_secs(300),
+            reclaim_after: Duration::from_secs(60),
         }
     }
 }
@@ -159,67 +206,15 @@ pub(crate) fn validate(
             ));
         }
     }
-    if cluster.webhook_queue != "redis" && cluster.webhook_queue != "sqs" {
-        errors.push(format!(
-            "[cluster] webhook_queue {:?} must be \"redis\" or \"sqs\"",
-            cluster.webhook_queue
-        ));
-    }
-    if edge.heartbeat_ms == 0 || core.reap_interval_ms == 0 || worker.concurrency == 0 {
+    if edge.heartbeat.is_zero() || core.reap_interval.is_zero() || worker.concurrency == 0 {
         errors.push("[edge] heartbeat_ms, [core] reap_interval_ms and [worker] concurrency must be at least 1".into());
     }
-    if core.lease_ttl_ms < 2 * edge.heartbeat_ms {
+    if core.lease_ttl < 2 * edge.heartbeat {
         errors.push(format!(
             "[core] lease_ttl_ms ({}) must be at least twice [edge] heartbeat_ms ({}), or live edges get reaped",
-            core.lease_ttl_ms, edge.heartbeat_ms
+            core.lease_ttl.as_millis(),
+            edge.heartbeat.as_millis()
         ));
     }
     errors
-}
-
-/// `[app_store]`: where apps come from, for every service and the `switchyard apps` commands.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AppStoreSection {
-    /// `file` (the `[[apps]]` of this file), `mysql` or `postgres`.
-    pub backend: String,
-    /// With `mysql` or `postgres`: e.g. `mysql://user:pass@host/db`.
-    pub database_url: Secret,
-    /// How long a service trusts an app it looked up; changes made through `switchyard apps`
-    /// or the admin API are also pushed over the bus at once.
-    pub cache_ttl_ms: u64,
-}
-
-impl Default for AppStoreSection {
-    fn default() -> Self {
-        AppStoreSection {
-            backend: "file".into(),
-            database_url: Secret::new(""),
-            cache_ttl_ms: 5000,
-        }
-    }
-}
-
-impl AppStoreSection {
-    pub(crate) fn validate(&self) -> Vec<String> {
-        let mut errors = Vec::new();
-        match self.backend.as_str() {
-            "file" => {}
-            "mysql" | "postgres" => {
-                if self.database_url.expose().is_empty() {
-                    errors.push(format!(
-                        "[app_store] backend {:?} needs database_url",
-                        self.backend
-                    ));
-                }
-            }
-            other => errors.push(format!(
-                "[app_store] backend {other:?} is not one of \"file\", \"mysql\", \"postgres\""
-            )),
-        }
-        if self.cache_ttl_ms == 0 {
-            errors.push("[app_store] cache_ttl_ms must be at least 1".into());
-        }
-        errors
-    }
 }

@@ -1,7 +1,9 @@
 //! Configuration: a TOML file, then `SWITCHYARD_*` environment overrides, then validation of
 //! the whole. Every problem found is reported at once; a bad explicit config is fatal.
 
+mod app_store;
 mod cluster;
+mod duration;
 mod env;
 mod server;
 mod telemetry;
@@ -11,8 +13,9 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use switchyard_apps::App;
 
+pub use app_store::{AppStoreBackend, AppStoreSection};
 pub use cluster::{
-    ApiSection, AppStoreSection, ClusterConfig, CoreSection, EdgeSection, WorkerSection,
+    ApiSection, ClusterConfig, CoreSection, EdgeSection, WebhookQueueBackend, WorkerSection,
 };
 pub use server::{LogFormat, ServerConfig};
 pub use telemetry::TelemetrySection;

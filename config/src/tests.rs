@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::time::Duration;
 
 use super::*;
 
@@ -131,7 +132,7 @@ fn cluster_sections_have_defaults_and_overrides() {
     )
     .expect("valid");
     assert_eq!(c.edge.port, 6102);
-    assert_eq!(c.core.lease_ttl_ms, 8000);
+    assert_eq!(c.core.lease_ttl, Duration::from_millis(8000));
     assert_eq!(c.cluster.nats_url, "nats://10.0.0.1:4222");
     assert_eq!(c.api.port, 7201);
     assert_eq!(c.core.port, 6301);
@@ -155,4 +156,89 @@ fn the_example_file_is_valid_and_shows_the_defaults() {
     let d = Config::load(None, &env(&[])).expect("defaults");
     // Every key, not a sample: the file documents all of them with their defaults.
     assert_eq!(format!("{c:#?}"), format!("{d:#?}"));
+}
+
+#[test]
+fn durations_are_read_in_the_unit_their_key_names() {
+    let file = "[server]\nactivity_timeout_secs = 7\n[edge]\nheartbeat_ms = 250\n\
+                [core]\nlease_ttl_ms = 1000\n[worker]\nretry_window_secs = 2\n";
+    let c = Config::load(
+        Some(file),
+        &env(&[
+            ("SWITCHYARD_APP_STORE_CACHE_TTL_MS", "1500"),
+            ("SWITCHYARD_SHUTDOWN_GRACE_SECS", "3"),
+            ("SWITCHYARD_WORKER_RECLAIM_AFTER_SECS", "9"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(c.server.activity_timeout, Duration::from_secs(7));
+    assert_eq!(c.server.shutdown_grace, Duration::from_secs(3));
+    assert_eq!(c.edge.heartbeat, Duration::from_millis(250));
+    assert_eq!(c.core.lease_ttl, Duration::from_millis(1000));
+    assert_eq!(c.worker.retry_window, Duration::from_secs(2));
+    assert_eq!(c.worker.reclaim_after, Duration::from_secs(9));
+    assert_eq!(c.app_store.cache_ttl, Duration::from_millis(1500));
+}
+
+#[test]
+fn zero_durations_are_rejected() {
+    let file = "[server]\ntls_reload_secs = 0\n[core]\nreap_interval_ms = 0\n\
+                [app_store]\ncache_ttl_ms = 0\n";
+    let all = Config::load(Some(file), &env(&[]))
+        .expect_err("invalid")
+        .0
+        .join("\n");
+    for needle in ["tls_reload_secs", "reap_interval_ms", "cache_ttl_ms"] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+}
+
+#[test]
+fn backends_are_read_into_enums() {
+    let d = Config::load(None, &env(&[])).expect("defaults");
+    assert_eq!(d.cluster.webhook_queue, WebhookQueueBackend::Redis);
+    assert_eq!(d.app_store.backend, AppStoreBackend::File);
+    assert!(!d.app_store.backend.is_database());
+
+    let file = "[app_store]\nbackend = \"postgres\"\ndatabase_url = \"postgres://db/apps\"\n";
+    let c = Config::load(
+        Some(file),
+        &env(&[("SWITCHYARD_CLUSTER_WEBHOOK_QUEUE", "sqs")]),
+    )
+    .expect("valid");
+    assert_eq!(c.cluster.webhook_queue, WebhookQueueBackend::Sqs);
+    assert_eq!(c.app_store.backend, AppStoreBackend::Postgres);
+    assert!(c.app_store.backend.is_database());
+    // Logs and messages name a backend as the file does.
+    assert_eq!(
+        (
+            c.app_store.backend.to_string(),
+            c.cluster.webhook_queue.to_string()
+        ),
+        ("postgres".to_owned(), "sqs".to_owned())
+    );
+}
+
+#[test]
+fn unknown_backends_are_reported_with_every_other_problem() {
+    let file = "[server]\nport = \"x\"\n[cluster]\nwebhook_queue = \"kafka\"\n\
+                [app_store]\nbackend = \"sqlite\"\n";
+    let errors = Config::load(Some(file), &env(&[])).expect_err("invalid").0;
+    let all = errors.join("\n");
+    for needle in [
+        "[server]",
+        "[cluster]",
+        "\"kafka\" must be \"redis\" or \"sqs\"",
+        "[app_store]",
+        "\"sqlite\" is not one of",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    let needs_url = Config::load(Some("[app_store]\nbackend = \"mysql\"\n"), &env(&[]))
+        .expect_err("no database_url")
+        .0;
+    assert_eq!(
+        needs_url,
+        ["[app_store] backend \"mysql\" needs database_url"]
+    );
 }

@@ -2,26 +2,25 @@
 //! announced on the bus clears at once (and that expires by itself within `cache_ttl_ms`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use api_service::AdminDeps;
 use switchyard_apps::{AppAdmin, AppStore, CachedAppStore, SqlAppStore, StaticAppStore};
 use switchyard_bus::{Bus, APPS_CHANGED_SUBJECT};
-use switchyard_config::Config;
+use switchyard_config::{AppStoreBackend, Config};
 use tokio_util::sync::CancellationToken;
 
 /// The configured backend itself, uncached: for `switchyard apps …` and the admin API.
 pub async fn backend(config: &Config) -> anyhow::Result<Arc<dyn AppAdmin>> {
     let store = &config.app_store;
-    match store.backend.as_str() {
-        "mysql" | "postgres" => {
+    match store.backend {
+        AppStoreBackend::Mysql | AppStoreBackend::Postgres => {
             let sql = SqlAppStore::connect(store.database_url.expose())
                 .await
                 .with_context(|| format!("cannot open the {} app store", store.backend))?;
             Ok(Arc::new(sql))
         }
-        _ => Ok(Arc::new(StaticAppStore::new(config.apps.clone()))),
+        AppStoreBackend::File => Ok(Arc::new(StaticAppStore::new(config.apps.clone()))),
     }
 }
 
@@ -33,11 +32,10 @@ pub fn lookup(
     bus: Option<Arc<dyn Bus>>,
     shutdown: CancellationToken,
 ) -> Arc<dyn AppStore> {
-    if config.app_store.backend == "file" {
+    if !config.app_store.backend.is_database() {
         return backend;
     }
-    let ttl = Duration::from_millis(config.app_store.cache_ttl_ms);
-    let cached = Arc::new(CachedAppStore::new(backend, ttl));
+    let cached = Arc::new(CachedAppStore::new(backend, config.app_store.cache_ttl));
     if let Some(bus) = bus {
         tokio::spawn(follow_changes(bus, cached.clone(), shutdown));
     }

@@ -4,19 +4,24 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use channel_core::RedisStore;
+use channel_core::{CoreDeps, RedisStore};
 use switchyard_bus::{Bus, NatsBus};
-use switchyard_config::Config;
+use switchyard_config::{Config, WebhookQueueBackend};
 use switchyard_listener::Handler;
 use switchyard_proto::GrpcCore;
 use switchyard_telemetry::loggable_url;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use webhook_worker::{RedisQueue, RedisQueueConfig, SqsQueue, SqsQueueConfig, WebhookQueue};
+use webhook_worker::service::WorkerDeps;
+use webhook_worker::{
+    DeadLetters, RedisDeadLetters, RedisQueue, RedisQueueConfig, SqsQueue, SqsQueueConfig,
+    WebhookQueue, DEFAULT_DEAD_LETTER_CAP,
+};
+
+use crate::{app_store, compose};
 
 /// The Redis stream holding webhook jobs, and the consumer group of the workers.
 pub const WEBHOOK_STREAM: &str = "webhooks";
@@ -56,9 +61,8 @@ pub async fn webhook_queue(
     consumer: &str,
 ) -> anyhow::Result<Arc<dyn WebhookQueue>> {
     let c = &config.cluster;
-    // 0 would reclaim live leases at once; the floor of one second is SQS's own.
-    let reclaim_after = Duration::from_secs(config.worker.reclaim_after_secs.max(1));
-    if c.webhook_queue == "sqs" {
+    let reclaim_after = compose::reclaim_after(config);
+    if c.webhook_queue == WebhookQueueBackend::Sqs {
         let mut sqs = SqsQueueConfig::new(&c.sqs_queue, &c.sqs_region);
         if c.sqs_queue.starts_with("https://") || c.sqs_queue.starts_with("http://") {
             sqs.queue_url = Some(c.sqs_queue.clone());
@@ -83,6 +87,58 @@ pub async fn webhook_queue(
             )
         })?;
     Ok(Arc::new(queue))
+}
+
+/// Where the worker keeps the webhooks it gave up: `<redis_namespace>:webhooks:dead`.
+pub async fn dead_letters(config: &Config) -> anyhow::Result<Arc<dyn DeadLetters>> {
+    let ns = &config.cluster.redis_namespace;
+    let key = format!("{ns}:{WEBHOOK_STREAM}:dead");
+    let url = &config.cluster.redis_url;
+    let store = RedisDeadLetters::connect(url, &key, DEFAULT_DEAD_LETTER_CAP)
+        .await
+        .with_context(|| {
+            let url = loggable_url(url);
+            format!("cannot open the dead letters in Redis at {url}")
+        })?;
+    Ok(Arc::new(store))
+}
+
+/// A channel-core replica's adapters: Redis, NATS, the app store and the webhook queue, where
+/// `name` is its queue consumer.
+pub async fn core_deps(
+    config: &Config,
+    name: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<CoreDeps> {
+    let store = Arc::new(store(config).await?);
+    let bus = bus(config).await?;
+    let backend = app_store::backend(config).await?;
+    let apps = app_store::lookup(config, backend, Some(bus.clone()), shutdown.clone());
+    Ok(CoreDeps {
+        store,
+        bus,
+        apps,
+        webhooks: webhook_queue(config, name).await?,
+    })
+}
+
+/// A worker's adapters: the webhook queue (consumer `name`), the app store and the dead
+/// letters in Redis.
+pub async fn worker_deps(
+    config: &Config,
+    name: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<WorkerDeps> {
+    let queue = webhook_queue(config, name).await?;
+    let dead_letters = dead_letters(config).await?;
+    // No bus here: a changed app (a rotated secret) is picked up within the cache TTL.
+    let backend = app_store::backend(config).await?;
+    let apps = app_store::lookup(config, backend, None, shutdown.clone());
+    Ok(WorkerDeps {
+        queue,
+        apps,
+        dead_letters,
+    })
 }
 
 /// A name unique to this process, for edge ids and queue consumers.

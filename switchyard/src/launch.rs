@@ -8,7 +8,6 @@ use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use switchyard_config::{Config, LogFormat};
@@ -185,8 +184,10 @@ pub fn tls(config: &Config) -> anyhow::Result<Option<Arc<Tls>>> {
 
 /// Reloads a renewed certificate every `[server] tls_reload_secs` until `shutdown`.
 pub fn watch_tls(config: &Config, tls: &Arc<Tls>, shutdown: &CancellationToken) {
-    let every = Duration::from_secs(config.server.tls_reload_secs);
-    tokio::spawn(tls.clone().watch(every, shutdown.clone()));
+    tokio::spawn(
+        tls.clone()
+            .watch(config.server.tls_reload, shutdown.clone()),
+    );
 }
 
 /// Runs a one-shot command (`switchyard apps …`, `webhook-worker dead-letters …`): loads the

@@ -6,16 +6,16 @@
 pub mod app_store;
 pub mod apps_cli;
 pub mod cluster;
+pub mod compose;
 pub mod launch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use api_service::{Api, ApiDeps};
-use channel_core::{Core, MemoryStore};
-use edge_gateway::{Edge, EdgeConfig, EdgeDeps};
+use channel_core::{CoreDeps, MemoryStore};
+use edge_gateway::{Edge, EdgeDeps};
 use hyper::StatusCode;
 use switchyard_apps::AppAdmin;
 use switchyard_bus::{Bus, MemoryBus};
@@ -24,10 +24,8 @@ use switchyard_listener::Listener;
 use switchyard_listener::{Handler, Service};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use webhook_worker::{MemoryQueue, WorkerConfig};
-
-/// How often channel-core looks for held leaving webhooks that are due (the hold is 3 s).
-pub const HOLD_CHECK_EVERY: Duration = Duration::from_millis(250);
+use webhook_worker::service::WorkerDeps;
+use webhook_worker::{MemoryDeadLetters, MemoryQueue};
 
 /// A bound embedded server, ready to run.
 pub struct Server {
@@ -59,39 +57,42 @@ impl Server {
 
     /// Serves until `shutdown`, then tells clients to reconnect (4200) and drains.
     pub async fn run(self, shutdown: CancellationToken) {
+        let config = &self.config;
         if let Some(tls) = &self.listener.tls {
-            launch::watch_tls(&self.config, tls, &shutdown);
+            launch::watch_tls(config, tls, &shutdown);
         }
         let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
         let backend = self.apps.clone();
-        let apps = app_store::lookup(
-            &self.config,
-            backend.clone(),
-            Some(bus.clone()),
-            shutdown.clone(),
-        );
+        let apps = app_store::lookup(config, backend.clone(), Some(bus.clone()), shutdown.clone());
         let webhooks = Arc::new(MemoryQueue::new());
-        let core = Arc::new(
-            Core::new(
-                Arc::new(MemoryStore::new()),
-                bus.clone(),
-                apps.clone(),
-                webhooks.clone(),
-            )
-            .with_lease_ttl(Duration::from_millis(self.config.core.lease_ttl_ms)),
-        );
+        let core_deps = CoreDeps {
+            store: Arc::new(MemoryStore::new()),
+            bus: bus.clone(),
+            apps: apps.clone(),
+            webhooks: webhooks.clone(),
+        };
+        let core = compose::core(config, core_deps);
         // The embedded edge never dies on its own, but the same reaper runs in both modes.
-        let reap_every = Duration::from_millis(self.config.core.reap_interval_ms);
-        tokio::spawn(core.clone().run_reaper(reap_every, shutdown.clone()));
-        tokio::spawn(core.clone().run_holds(HOLD_CHECK_EVERY, shutdown.clone()));
+        let core_loops = tokio::spawn(channel_core::run(
+            compose::core_config(config),
+            core.clone(),
+            shutdown.clone(),
+        ));
+        // Stopped only after the edge has drained, so the webhooks of its last closes are
+        // still taken off the queue while the process lives.
         let worker_stop = CancellationToken::new();
-        let worker = tokio::spawn(webhook_worker::run(
-            webhooks.clone(),
-            apps.clone(),
-            WorkerConfig::default(),
+        let worker_deps = WorkerDeps {
+            queue: webhooks.clone(),
+            apps: apps.clone(),
+            dead_letters: Arc::new(MemoryDeadLetters::default()),
+        };
+        let worker = tokio::spawn(compose::worker(
+            config,
+            None,
+            worker_deps,
             worker_stop.clone(),
         ));
-        let edge_config = edge_config(&self.config, "embedded".into());
+        let edge_config = compose::edge_config(config, "embedded".into());
         let edge_deps = EdgeDeps {
             apps: apps.clone(),
             core: core.clone(),
@@ -103,7 +104,7 @@ impl Server {
             apps,
             core,
             bus,
-            admin: app_store::admin(&self.config, backend),
+            admin: app_store::admin(config, backend),
         });
         let service = Service {
             handler: router(api),
@@ -116,24 +117,7 @@ impl Server {
         tracker.wait().await;
         worker_stop.cancel();
         let _ = worker.await;
-    }
-}
-
-/// The edge settings from the configuration, for the embedded and the standalone edge alike.
-pub fn edge_config(config: &Config, edge_id: String) -> EdgeConfig {
-    let server = &config.server;
-    EdgeConfig {
-        edge_id,
-        activity_timeout: server.activity_timeout(),
-        pong_timeout: server.pong_timeout(),
-        max_message_bytes: server.max_message_bytes,
-        outbound_queue: server.outbound_queue,
-        outbound_queue_bytes: server.outbound_queue_bytes,
-        max_connections: server.max_edge_connections,
-        shutdown_grace: server.shutdown_grace(),
-        heartbeat_interval: Duration::from_millis(config.edge.heartbeat_ms),
-        linger: Duration::from_millis(config.edge.linger_ms),
-        max_connections_per_ip_per_second: server.max_connections_per_ip_per_second,
+        let _ = core_loops.await;
     }
 }
 

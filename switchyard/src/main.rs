@@ -66,7 +66,7 @@ async fn announce(config: &switchyard_config::Config, app_id: &str) {
         }
         Err(_) => eprintln!(
             "note: NATS is not reachable, so running services see this change within {} ms",
-            config.app_store.cache_ttl_ms
+            config.app_store.cache_ttl.as_millis()
         ),
     }
 }

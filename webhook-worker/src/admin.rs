@@ -5,9 +5,9 @@
 //!
 //! Every request needs `Authorization: Bearer <token>`. Without a configured token the
 //! endpoints do not exist (404), so a worker started without one exposes nothing new.
-//! Answers are `(status, JSON)`, which the binary writes with the listener's helpers: this
-//! crate stays free of the server plumbing. [`DeadLetterCommand`] offers the same two
-//! operations to the command line.
+//! Answers are `(status, JSON)`, which `service` writes with the listener's helpers, so these
+//! handlers are tested without a server. [`DeadLetterCommand`] offers the same two operations
+//! to the command line.
 
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use crate::dead_letter::{self, DeadLetterError, DeadLetters, Replay};
 use crate::WebhookQueue;
 
-/// Paths the admin handles; the binary routes these here.
+/// Paths the admin handles; the health port routes these here.
 pub const ADMIN_PREFIX: &str = "/admin/";
 const LIST: &str = "/admin/dead-letters";
 const REPLAY: &str = "/admin/dead-letters/replay";

@@ -5,6 +5,7 @@ mod depth;
 mod receivers;
 mod redis_queue;
 mod retry;
+pub mod service;
 mod sqs_queue;
 mod worker;
 

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use edge_gateway::EdgeDeps;
-use switchyard::{app_store, cluster, edge_config, launch};
+use switchyard::{app_store, cluster, compose, launch};
 
 const USAGE: &str = "usage: edge-gateway [--config FILE]
 
@@ -28,7 +28,8 @@ fn main() -> ExitCode {
         let listener =
             launch::bind_public(&config, port, "WebSocket connections", &shutdown).await?;
         tracing::info!(addr = %listener.local_addr()?, edge_id, "edge-gateway listening");
-        edge_gateway::run(listener, edge_config(&config, edge_id), deps, shutdown).await;
+        let edge_config = compose::edge_config(&config, edge_id);
+        edge_gateway::run(listener, edge_config, deps, shutdown).await;
         Ok(())
     })
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use hyper::{header, Method, StatusCode};
 use serde_json::{json, Map, Value};
-use switchyard_apps::{admin, App, AppAdmin, Secret};
+use switchyard_apps::{changes, App, AppAdmin, Secret};
 use switchyard_bus::{Bus, Envelope, APPS_CHANGED_SUBJECT};
 use switchyard_protocol::rest::Query;
 
@@ -62,7 +62,7 @@ pub(crate) async fn handle(
                 .await
                 .map_err(ApiError::AppStore)?
                 .iter()
-                .map(|a| admin::view(a, show_secret))
+                .map(|a| changes::view(a, show_secret))
                 .collect();
             return Ok((StatusCode::OK, json!({ "apps": apps })));
         }
@@ -73,23 +73,23 @@ pub(crate) async fn handle(
         }
         AdminRoute::GetApp { id } => (StatusCode::OK, find(store, id).await?, show_secret),
         AdminRoute::UpdateApp { id } => {
-            let app = admin::apply_patch(&find(store, id).await?, &parse(req.body)?)
+            let app = changes::apply_patch(&find(store, id).await?, &parse(req.body)?)
                 .map_err(ApiError::AppStore)?;
-            admin::validate(&app).map_err(ApiError::AppStore)?;
+            changes::validate(&app).map_err(ApiError::AppStore)?;
             if !store.update(&app).await.map_err(ApiError::AppStore)? {
                 return Err(not_found(id));
             }
             (StatusCode::OK, app, show_secret)
         }
         AdminRoute::SetEnabled { id, enabled } => {
-            let app = admin::set_enabled(store, id, enabled)
+            let app = changes::set_enabled(store, id, enabled)
                 .await
                 .map_err(ApiError::AppStore)?
                 .ok_or_else(|| not_found(id))?;
             (StatusCode::OK, app, show_secret)
         }
         AdminRoute::RotateSecret { id } => {
-            let app = admin::rotate_secret(store, id)
+            let app = changes::rotate_secret(store, id)
                 .await
                 .map_err(ApiError::AppStore)?
                 .ok_or_else(|| not_found(id))?;
@@ -100,7 +100,7 @@ pub(crate) async fn handle(
         announce(bus, &app.id).await;
         tracing::info!(app_id = %app.id, action = %req.rest.last().unwrap_or(&""), "app changed");
     }
-    Ok((status, json!({ "app": admin::view(&app, secret_shown) })))
+    Ok((status, json!({ "app": changes::view(&app, secret_shown) })))
 }
 
 /// Tells every service to forget its cached copy of the app. A failure is logged, not
@@ -126,14 +126,14 @@ pub fn new_app(fields: &Value) -> Result<App, ApiError> {
     };
     let id = text(rest.remove("id"), "id")?
         .ok_or_else(|| ApiError::InvalidRequest("id is required".into()))?;
-    let key = text(rest.remove("key"), "key")?.unwrap_or_else(admin::new_key);
+    let key = text(rest.remove("key"), "key")?.unwrap_or_else(changes::new_key);
     let secret = match text(rest.remove("secret"), "secret")? {
         Some(secret) => secret,
-        None => admin::new_secret().expose().to_owned(),
+        None => changes::new_secret().expose().to_owned(),
     };
-    let app = admin::apply_patch(&App::new(&id, &key, &secret), &Value::Object(rest))
+    let app = changes::apply_patch(&App::new(&id, &key, &secret), &Value::Object(rest))
         .map_err(ApiError::AppStore)?;
-    admin::validate(&app).map_err(ApiError::AppStore)?;
+    changes::validate(&app).map_err(ApiError::AppStore)?;
     Ok(app)
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize, Serializer};
 /// A secret that never prints: `Debug` and `Display` show `***`.
 ///
 /// It does serialize as its text, because the app stores and the admin API must carry it;
-/// whatever serializes an app for display leaves it out (see `admin::view`).
+/// whatever serializes an app for display leaves it out (see `changes::view`).
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);

@@ -6,12 +6,12 @@
 //!
 //! Stores: [`StaticAppStore`] (the config file, read-only) and [`SqlAppStore`]
 //! (MySQL/MariaDB or PostgreSQL, changed with [`AppAdmin`]), usually behind a
-//! [`CachedAppStore`]. [`admin`] holds the changes the CLI and the admin API make, written
+//! [`CachedAppStore`]. [`changes`] holds the changes the CLI and the admin API make, written
 //! once against [`AppAdmin`] for every store.
 
-pub mod admin;
 mod app;
 mod cached;
+pub mod changes;
 mod sql;
 mod store;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::{Kind, TestDb};
-use switchyard_apps::admin::{self, rotate_secret, set_enabled};
+use switchyard_apps::changes::{self, rotate_secret, set_enabled};
 use switchyard_apps::{
     App, AppAdmin, AppStore, AppStoreError, CachedAppStore, SqlAppStore, StaticAppStore, Webhook,
     WebhookFilter,
@@ -235,7 +235,7 @@ async fn writes(store: &dyn AppAdmin) {
         .expect("rotate secret")
         .is_none());
 
-    let patched = admin::apply_patch(&stored, &serde_json::json!({"max_connections": 3}))
+    let patched = changes::apply_patch(&stored, &serde_json::json!({"max_connections": 3}))
         .expect("apply patch");
     assert!(store.update(&patched).await.expect("update"));
     assert_eq!(

@@ -41,7 +41,8 @@ pub trait ApiCore: Send + Sync {
         per_second: u64,
     ) -> Result<bool, CoreError>;
 
-    /// `Ok` when core and its store answer (the API's readiness).
+    /// `Ok` when core answers: the API's readiness. The store is not asked, since triggers
+    /// are delivered without it.
     async fn ready(&self) -> Result<(), CoreError>;
 }
 
@@ -94,7 +95,6 @@ impl ApiCore for Core {
     }
 
     async fn ready(&self) -> Result<(), CoreError> {
-        // The cheapest read that still goes to the store.
-        self.store.users_online("", &[]).await.map(drop)
+        Ok(())
     }
 }

@@ -68,6 +68,11 @@ impl Core {
         self
     }
 
+    /// Whether the store answers a real read: core's own readiness.
+    pub async fn store_ready(&self) -> bool {
+        self.store.counts("", "ready-probe").await.is_ok()
+    }
+
     pub(crate) async fn app(&self, app_id: &str) -> Option<Arc<App>> {
         self.apps.by_id(app_id).await.ok().flatten()
     }

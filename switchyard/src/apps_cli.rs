@@ -5,7 +5,7 @@
 //! `show --show-secret`.
 
 use serde_json::{Map, Value};
-use switchyard_apps::{admin, App, AppAdmin, AppStoreError};
+use switchyard_apps::{changes, App, AppAdmin, AppStoreError};
 
 pub const USAGE: &str = "usage: switchyard apps [--config FILE] COMMAND
 
@@ -111,7 +111,7 @@ impl AppsCommand {
 
     /// Runs against `store`; returns the lines to print.
     pub async fn run(self, store: &dyn AppAdmin) -> Result<Vec<String>, AppStoreError> {
-        let line = |app: &App, secret: bool| admin::view(app, secret).to_string();
+        let line = |app: &App, secret: bool| changes::view(app, secret).to_string();
         let missing = |id: &str| AppStoreError::Invalid(format!("no app with id {id:?}"));
         match self {
             AppsCommand::List { show_secrets } => Ok(store
@@ -125,32 +125,32 @@ impl AppsCommand {
                 Ok(vec![line(&app, show_secret)])
             }
             AppsCommand::Create { id, mut fields } => {
-                let key = take_text(&mut fields, "key").unwrap_or_else(admin::new_key);
+                let key = take_text(&mut fields, "key").unwrap_or_else(changes::new_key);
                 let secret = take_text(&mut fields, "secret")
-                    .unwrap_or_else(|| admin::new_secret().expose().to_owned());
+                    .unwrap_or_else(|| changes::new_secret().expose().to_owned());
                 let app =
-                    admin::apply_patch(&App::new(&id, &key, &secret), &Value::Object(fields))?;
-                admin::validate(&app)?;
+                    changes::apply_patch(&App::new(&id, &key, &secret), &Value::Object(fields))?;
+                changes::validate(&app)?;
                 store.create(&app).await?;
                 Ok(vec![line(&app, true)])
             }
             AppsCommand::Update { id, fields } => {
                 let app = store.by_id(&id).await?.ok_or_else(|| missing(&id))?;
-                let app = admin::apply_patch(&app, &Value::Object(fields))?;
-                admin::validate(&app)?;
+                let app = changes::apply_patch(&app, &Value::Object(fields))?;
+                changes::validate(&app)?;
                 if !store.update(&app).await? {
                     return Err(missing(&id));
                 }
                 Ok(vec![line(&app, false)])
             }
             AppsCommand::SetEnabled { id, enabled } => {
-                let app = admin::set_enabled(store, &id, enabled)
+                let app = changes::set_enabled(store, &id, enabled)
                     .await?
                     .ok_or_else(|| missing(&id))?;
                 Ok(vec![line(&app, false)])
             }
             AppsCommand::RotateSecret { id } => {
-                let app = admin::rotate_secret(store, &id)
+                let app = changes::rotate_secret(store, &id)
                     .await?
                     .ok_or_else(|| missing(&id))?;
                 Ok(vec![line(&app, true)])

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use channel_core::{ApiCore, Core, CoreConfig, CoreDeps, HOLD_CHECK_EVERY};
+use channel_core::{Core, CoreConfig, CoreDeps, HOLD_CHECK_EVERY};
 use edge_gateway::EdgeConfig;
 use switchyard_config::Config;
 use tokio::net::TcpListener;
@@ -63,8 +63,7 @@ pub async fn serve_core(
     let probe = core.clone();
     let ready = move || {
         let probe = probe.clone();
-        // A real store round trip: it proves Redis is reachable.
-        async move { probe.ready().await.is_ok() }
+        async move { probe.store_ready().await }
     };
     // Stopped with gRPC too, so a server that fails to start does not leave the process
     // reaping with nobody able to reach it.

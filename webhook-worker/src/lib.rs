@@ -9,10 +9,10 @@ pub mod service;
 mod sqs_queue;
 mod worker;
 
-// Dead letters, batching and the admin endpoints.
-mod admin;
+// Dead letters, batching and the dead-letter endpoints.
 mod batch;
 mod dead_letter;
+mod dead_letter_api;
 mod redis_dead_letters;
 
 // The contract (jobs, queue traits, the memory queue) lives in its own crate so that core and
@@ -25,10 +25,10 @@ pub use switchyard_webhook::{
 };
 pub use worker::{matches, run, wants, WorkerConfig};
 
-pub use admin::{Admin, DeadLetterCommand, ADMIN_PREFIX};
 pub use dead_letter::{
     replay, DeadLetter, DeadLetterError, DeadLetters, Failure, MemoryDeadLetters, Replay,
     DEFAULT_DEAD_LETTER_CAP,
 };
+pub use dead_letter_api::{DeadLetterApi, DeadLetterCommand, ADMIN_PREFIX};
 pub use redis_dead_letters::RedisDeadLetters;
 pub use worker::run_with_dead_letters;

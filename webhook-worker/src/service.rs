@@ -9,8 +9,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::{Admin, ADMIN_PREFIX};
 use crate::dead_letter::DeadLetters;
+use crate::dead_letter_api::{DeadLetterApi, ADMIN_PREFIX};
 use crate::worker::{run_with_dead_letters, WorkerConfig};
 use crate::WebhookQueue;
 
@@ -47,7 +47,11 @@ pub async fn run(
             admin_token,
         }) = health
         {
-            let admin = Arc::new(Admin::new(admin_token, dead_letters.clone(), queue.clone()));
+            let admin = Arc::new(DeadLetterApi::new(
+                admin_token,
+                dead_letters.clone(),
+                queue.clone(),
+            ));
             serve_health(listener, admin, queue.clone(), shutdown.clone()).await;
         }
     };
@@ -64,7 +68,7 @@ pub async fn run(
 /// `/up`, `/ready`, `/metrics` and, under `/admin/`, the dead-letter endpoints.
 async fn serve_health(
     listener: TcpListener,
-    admin: Arc<Admin>,
+    admin: Arc<DeadLetterApi>,
     queue: Arc<dyn WebhookQueue>,
     shutdown: CancellationToken,
 ) {

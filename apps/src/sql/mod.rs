@@ -16,7 +16,7 @@ use sqlx::mysql::{MySql, MySqlConnectOptions};
 use sqlx::postgres::{PgConnectOptions, Postgres};
 use sqlx::Pool;
 
-use crate::{admin, App, AppAdmin, AppStore, AppStoreError};
+use crate::{changes, App, AppAdmin, AppStore, AppStoreError};
 
 /// The fields of [`App`] kept in their own columns rather than in `settings`.
 const COLUMN_FIELDS: [&str; 4] = ["id", "key", "secret", "enabled"];
@@ -168,7 +168,7 @@ impl AppAdmin for SqlAppStore {
     }
 
     async fn create(&self, app: &App) -> Result<(), AppStoreError> {
-        admin::validate(app)?;
+        changes::validate(app)?;
         let settings = encode_settings(app)?;
         on_backend!(&self.pool, |pool, sql| {
             sqlx::query(sql.insert)
@@ -185,7 +185,7 @@ impl AppAdmin for SqlAppStore {
     }
 
     async fn update(&self, app: &App) -> Result<bool, AppStoreError> {
-        admin::validate(app)?;
+        changes::validate(app)?;
         let settings = encode_settings(app)?;
         // MySQL counts matched rather than changed rows here (sqlx sets CLIENT_FOUND_ROWS), so
         // an update that changes nothing still reports that the app exists.

@@ -48,7 +48,7 @@ impl TestDb {
             Kind::MySql => mysql_server(),
             Kind::Postgres => postgres_server(),
         };
-        let name = format!("sy_apps_{}", &switchyard_apps::admin::new_key()[..16]);
+        let name = format!("sy_apps_{}", &switchyard_apps::changes::new_key()[..16]);
         let db = TestDb {
             kind,
             url: format!("{server}/{name}"),

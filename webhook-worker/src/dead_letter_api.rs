@@ -28,7 +28,7 @@ const DEFAULT_LIMIT: usize = 100;
 /// A replay body is a few dozen bytes; anything large is not one.
 const MAX_BODY: usize = 4096;
 
-pub struct Admin {
+pub struct DeadLetterApi {
     token: Option<String>,
     letters: Arc<dyn DeadLetters>,
     queue: Arc<dyn WebhookQueue>,
@@ -43,14 +43,14 @@ struct ReplayBody {
     all: bool,
 }
 
-impl Admin {
+impl DeadLetterApi {
     /// `token` `None` or empty turns the endpoints off.
     pub fn new(
         token: Option<String>,
         letters: Arc<dyn DeadLetters>,
         queue: Arc<dyn WebhookQueue>,
-    ) -> Admin {
-        Admin {
+    ) -> DeadLetterApi {
+        DeadLetterApi {
             token: token.filter(|t| !t.is_empty()),
             letters,
             queue,

@@ -11,7 +11,7 @@ use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 use webhook_worker::{
-    Admin, DeadLetters, Failure, MemoryDeadLetters, MemoryQueue, WebhookJob, WebhookQueue,
+    DeadLetterApi, DeadLetters, Failure, MemoryDeadLetters, MemoryQueue, WebhookJob, WebhookQueue,
 };
 
 use fixtures::{job, Stream};
@@ -19,7 +19,7 @@ use fixtures::{job, Stream};
 const TOKEN: &str = "t0ken-for-tests";
 
 async fn call(
-    admin: &Admin,
+    admin: &DeadLetterApi,
     method: Method,
     path: &str,
     token: Option<&str>,
@@ -44,7 +44,7 @@ async fn seed(letters: &dyn DeadLetters, n: u64) -> String {
 async fn without_a_token_the_endpoints_do_not_exist() {
     let letters = Arc::new(MemoryDeadLetters::default());
     for token in [None, Some(String::new())] {
-        let admin = Admin::new(token, letters.clone(), Arc::new(MemoryQueue::new()));
+        let admin = DeadLetterApi::new(token, letters.clone(), Arc::new(MemoryQueue::new()));
         for (method, path) in [
             (Method::GET, "/admin/dead-letters"),
             (Method::POST, "/admin/dead-letters/replay"),
@@ -59,7 +59,7 @@ async fn without_a_token_the_endpoints_do_not_exist() {
 async fn a_wrong_or_missing_token_is_refused(letters: Arc<dyn DeadLetters>) {
     let queue = Arc::new(MemoryQueue::new());
     let id = seed(&*letters, 1).await;
-    let admin = Admin::new(Some(TOKEN.into()), letters.clone(), queue.clone());
+    let admin = DeadLetterApi::new(Some(TOKEN.into()), letters.clone(), queue.clone());
     for token in [None, Some("wrong"), Some("t0ken-for-test")] {
         let (status, body) = call(&admin, Method::GET, "/admin/dead-letters", token, "").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
@@ -88,7 +88,7 @@ async fn the_right_token_lists_and_replays(letters: Arc<dyn DeadLetters>) {
         seed(&*letters, 2).await,
         seed(&*letters, 3).await,
     ];
-    let admin = Admin::new(Some(TOKEN.into()), letters.clone(), queue.clone());
+    let admin = DeadLetterApi::new(Some(TOKEN.into()), letters.clone(), queue.clone());
     let list = |path: &'static str| call(&admin, Method::GET, path, Some(TOKEN), "");
 
     let (status, body) = list("/admin/dead-letters").await;

@@ -1,5 +1,17 @@
 //! One conformance suite for every `ChannelStore` backend: each case runs against the memory
 //! store and against Redis at 127.0.0.1:6379, and both must behave the same.
+//!
+//! Every method of every store trait is in at least one case:
+//!
+//! | trait | cases |
+//! |---|---|
+//! | `CountStore` | `counts_*`, `occupied_*`, `names_*` here; `support/concurrency.rs` |
+//! | `PresenceStore` | `presence_*`, `members_*`, `member_*`, `leave_*`; `support/concurrency.rs` |
+//! | `CacheStore` | `cache_*` here |
+//! | `UserStore` | `users_online_*` here |
+//! | `LeaseStore` | `support/edges.rs`; `reap_connections` in `support/limits.rs` |
+//! | `LimitStore` | connections in `support/limits.rs`, `take_quota` in `support/quotas.rs` |
+//! | `HoldStore` | `support/holds.rs` |
 
 mod support;
 
@@ -8,6 +20,9 @@ use std::time::Duration;
 use channel_core::{ChannelCounts, CoreError, CountTransition, LeaveResult};
 use support::concurrency::*;
 use support::edges::*;
+use support::holds::*;
+use support::limits::*;
+use support::quotas::*;
 use support::{member, Store};
 
 conformance!(
@@ -30,6 +45,23 @@ conformance!(
     an_expired_but_unclaimed_lease_is_still_intact,
     concurrent_joins_and_leaves_decide_once,
     concurrent_count_reports_occupy_and_vacate_once,
+    admit_caps_at_max_across_edges,
+    max_zero_means_no_limit_but_still_counts,
+    release_never_goes_below_zero,
+    reap_connections_drops_only_the_dead_edge,
+    connection_holdings_appear_in_edge_holdings,
+    concurrent_admits_never_exceed_max,
+    take_quota_allows_exactly_per_second_and_a_refusal_takes_nothing,
+    quota_buckets_and_apps_are_apart,
+    concurrent_takes_share_one_allowance,
+    an_exhausted_quota_allows_again_in_a_later_window,
+    holds_come_due_only_after_their_time,
+    cancel_is_true_only_while_a_hold_is_pending,
+    a_newer_hold_replaces_the_older,
+    a_claimed_hold_comes_due_again_only_after_the_claim,
+    forget_keeps_a_newer_hold_of_the_same_key,
+    claims_respect_the_limit_and_hand_out_each_hold_once,
+    concurrent_claimers_get_each_hold_once,
 );
 
 fn counts(subscription_count: u64, user_count: u64) -> ChannelCounts {

@@ -3,6 +3,9 @@
 
 pub mod concurrency;
 pub mod edges;
+pub mod holds;
+pub mod limits;
+pub mod quotas;
 mod redis_only;
 
 use std::sync::atomic::{AtomicU64, Ordering};

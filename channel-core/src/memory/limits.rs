@@ -76,7 +76,7 @@ impl Limits {
             .quotas
             .entry((app_id.to_owned(), bucket.to_owned()))
             .or_insert((now, 0));
-        if *used + amount > per_second {
+        if used.saturating_add(amount) > per_second {
             return false;
         }
         *used += amount;

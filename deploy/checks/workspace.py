@@ -39,9 +39,15 @@ class Code:
             )
         # binary -> [(section, key)] it listens on, in the order its source mentions them; a
         # package's main binary may leave the binding to the package's library.
+        # The binaries of the switchyard package bind through the shared builders of
+        # switchyard/src/compose.rs, so the bodies of the builders a binary calls count as its own.
+        compose_rs = root / "switchyard/src/compose.rs"
+        compose = compose_rs.read_text() if compose_rs.is_file() else ""
         self.ports = {}
         for name, src in self.bins.items():
-            found = re.findall(r"config\.(\w+)\.(\w*port)\b", src.read_text())
+            text = src.read_text()
+            text += "".join(builder_body(compose, f) for f in re.findall(r"compose::(\w+)\(", text))
+            found = re.findall(r"config\.(\w+)\.(\w*port)\b", text)
             if not found and src.name == "main.rs" and (src.parent / "lib.rs").is_file():
                 found = re.findall(r"config\.(\w+)\.(\w*port)\b", (src.parent / "lib.rs").read_text())
             if found:
@@ -96,3 +102,9 @@ class Code:
             if key != rest and key.lower() in self.sections[section]:
                 return (section, key.lower())
         return ("", name) if name in self.direct_vars else None
+
+
+def builder_body(source, name):
+    """The text of `fn name` in `source` (up to the next item at column 0), or ''."""
+    found = re.search(rf"^pub (?:async )?fn {name}\b.*?^}}$", source, re.S | re.M)
+    return found.group(0) if found else ""

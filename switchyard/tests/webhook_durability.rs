@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{read_request, HttpRequest, ReadError};
+use support::{read_request, HttpRequest};
 use switchyard_protocol::signature::sign;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -252,10 +252,7 @@ impl Receiver {
                 tokio::spawn(async move {
                     match receive(stream, delay, &got).await {
                         Ok(()) => {}
-                        // The worker was killed mid-request: its job is redelivered, and a
-                        // lost one shows up in `missing`, so a cut request is no problem.
-                        Err(Problem::Cut) => {}
-                        Err(Problem::Bad(problem)) => lock(&bad).push(problem),
+                        Err(problem) => lock(&bad).push(problem),
                     }
                 });
             }
@@ -291,42 +288,35 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Why a connection to the receiver recorded nothing.
-enum Problem {
-    /// The request was cut short (a worker killed mid-POST).
-    Cut,
-    /// A whole request that is malformed or badly signed: a corrupted job.
-    Bad(String),
-}
-
 /// Reads one request (the worker sends one per connection), records its events, waits
 /// `delay` and answers 200.
 async fn receive(
     mut stream: TcpStream,
     delay: Duration,
     received: &Mutex<HashMap<String, usize>>,
-) -> Result<(), Problem> {
-    let HttpRequest {
+) -> Result<(), String> {
+    let Some(HttpRequest {
         head,
         headers,
         body,
-    } = match read_request(&mut stream).await {
-        Ok(request) => request,
-        Err(ReadError::Cut(_)) => return Err(Problem::Cut),
-        Err(e @ ReadError::Malformed(_)) => return Err(Problem::Bad(e.to_string())),
+    }) = read_request(&mut stream).await?
+    else {
+        // The worker was killed mid-request: its job is redelivered, and a lost one shows up
+        // in `missing`, so a cut request is no problem.
+        return Ok(());
     };
     let body = body.as_slice();
     if headers.get("x-pusher-key").map(String::as_str) != Some(KEY) {
-        return Err(Problem::Bad(format!("bad X-Pusher-Key in {head:?}")));
+        return Err(format!("bad X-Pusher-Key in {head:?}"));
     }
     if headers.get("x-pusher-signature") != Some(&sign(SECRET, body)) {
-        return Err(Problem::Bad(format!("bad X-Pusher-Signature in {head:?}")));
+        return Err(format!("bad X-Pusher-Signature in {head:?}"));
     }
     let json: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| Problem::Bad(format!("body is not JSON: {e}")))?;
+        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     let events = json["events"]
         .as_array()
-        .ok_or_else(|| Problem::Bad(format!("no events in {json}")))?;
+        .ok_or_else(|| format!("no events in {json}"))?;
     {
         let mut got = lock(received);
         for event in events {

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::support::{read_request, HttpRequest, ReadError, WAIT};
+use crate::support::{read_request, HttpRequest, WAIT};
 
 use super::{CLUSTER_KEY, CLUSTER_SECRET};
 
@@ -127,16 +127,15 @@ pub fn count_per_user(events: &[Value], name: &str, channel: &str) -> HashMap<St
 
 /// Reads one HTTP request, answers 200, and returns the events of its body.
 async fn receive(mut stream: TcpStream) -> Result<Vec<Value>, String> {
-    let HttpRequest {
+    let Some(HttpRequest {
         head,
         headers,
         body,
-    } = match read_request(&mut stream).await {
-        Ok(request) => request,
-        // A sender killed mid-POST (the chaos test kills workers): the job is redelivered, and
-        // a lost one shows up as a missing event.
-        Err(ReadError::Cut(_)) => return Ok(Vec::new()),
-        Err(e @ ReadError::Malformed(_)) => return Err(e.to_string()),
+    }) = read_request(&mut stream).await?
+    else {
+        // A sender killed mid-POST (the chaos test kills workers): the job is redelivered,
+        // and a lost one shows up as a missing event.
+        return Ok(Vec::new());
     };
     let body = body.as_slice();
     let _ = stream

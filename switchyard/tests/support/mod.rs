@@ -22,7 +22,7 @@ pub use auth::{presence_auth, private_auth, signin_auth, token};
 #[allow(unused_imports)]
 pub use http_client::{http, http_with_headers};
 #[allow(unused_imports)]
-pub use http_receiver::{read_request, HttpRequest, ReadError};
+pub use http_receiver::{read_request, HttpRequest};
 #[allow(unused_imports)]
 pub use rest::{assert_error, now_secs, sign_query, wait_subscription_count, Rest};
 #[allow(unused_imports)]

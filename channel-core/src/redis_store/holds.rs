@@ -11,7 +11,27 @@ use crate::CoreError;
 use async_trait::async_trait;
 
 impl RedisStore {
-    pub(super) async fn put_hold(
+    /// Removes an app without holds from the index. A hold added meanwhile re-adds the app
+    /// after writing itself, and this re-adds it if one appeared, so none goes unlisted.
+    async fn unlist_if_empty(&self, app_id: &str) -> Result<(), CoreError> {
+        let app = self.keys.app(app_id);
+        let mut pipe = redis::pipe();
+        pipe.srem(self.keys.holds_apps(), app_id)
+            .ignore()
+            .hlen(app.holds());
+        let (left,): (u64,) = self.query(&pipe).await?;
+        if left > 0 {
+            let mut pipe = redis::pipe();
+            pipe.sadd(self.keys.holds_apps(), app_id).ignore();
+            self.query::<()>(&pipe).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HoldStore for RedisStore {
+    async fn hold(
         &self,
         app_id: &str,
         key: &str,
@@ -33,7 +53,7 @@ impl RedisStore {
         self.query(&pipe).await
     }
 
-    pub(super) async fn drop_hold(&self, app_id: &str, key: &str) -> Result<bool, CoreError> {
+    async fn cancel_hold(&self, app_id: &str, key: &str) -> Result<bool, CoreError> {
         let app = self.keys.app(app_id);
         let mut inv = self.scripts.hold_cancel.prepare_invoke();
         inv.key(app.holds()).key(app.holds_due()).arg(key);
@@ -41,7 +61,7 @@ impl RedisStore {
         Ok(dropped == 1)
     }
 
-    pub(super) async fn claim(
+    async fn claim_due_holds(
         &self,
         claim: Duration,
         limit: usize,
@@ -76,24 +96,7 @@ impl RedisStore {
         Ok(due)
     }
 
-    /// Removes an app without holds from the index. A hold added meanwhile re-adds the app
-    /// after writing itself, and this re-adds it if one appeared, so none goes unlisted.
-    async fn unlist_if_empty(&self, app_id: &str) -> Result<(), CoreError> {
-        let app = self.keys.app(app_id);
-        let mut pipe = redis::pipe();
-        pipe.srem(self.keys.holds_apps(), app_id)
-            .ignore()
-            .hlen(app.holds());
-        let (left,): (u64,) = self.query(&pipe).await?;
-        if left > 0 {
-            let mut pipe = redis::pipe();
-            pipe.sadd(self.keys.holds_apps(), app_id).ignore();
-            self.query::<()>(&pipe).await?;
-        }
-        Ok(())
-    }
-
-    pub(super) async fn forget(&self, due: &DueHold) -> Result<(), CoreError> {
+    async fn forget_hold(&self, due: &DueHold) -> Result<(), CoreError> {
         let app = self.keys.app(&due.app_id);
         let mut inv = self.scripts.hold_forget.prepare_invoke();
         inv.key(app.holds())
@@ -102,35 +105,6 @@ impl RedisStore {
             .arg(&due.job);
         let _: i64 = self.eval(&inv).await?;
         Ok(())
-    }
-}
-
-#[async_trait]
-impl HoldStore for RedisStore {
-    async fn hold(
-        &self,
-        app_id: &str,
-        key: &str,
-        job: String,
-        hold: Duration,
-    ) -> Result<(), CoreError> {
-        self.put_hold(app_id, key, job, hold).await
-    }
-
-    async fn cancel_hold(&self, app_id: &str, key: &str) -> Result<bool, CoreError> {
-        self.drop_hold(app_id, key).await
-    }
-
-    async fn claim_due_holds(
-        &self,
-        claim: Duration,
-        limit: usize,
-    ) -> Result<Vec<DueHold>, CoreError> {
-        self.claim(claim, limit).await
-    }
-
-    async fn forget_hold(&self, due: &DueHold) -> Result<(), CoreError> {
-        self.forget(due).await
     }
 }
 

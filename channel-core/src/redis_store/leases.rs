@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::connection::ttl_ms;
-use super::keys::{channel_holding, conn_prefix, parse_holding, user_holding};
+use super::keys::{channel_holding, conn_prefix, parse_holding, user_holding, CONNECTIONS_HOLDING};
 use super::RedisStore;
 use crate::store::{CountTransition, Holding, LeaseStore, ReapResult};
 use crate::CoreError;
@@ -91,7 +91,14 @@ impl LeaseStore for RedisStore {
     }
 
     async fn reap_connections(&self, app_id: &str, edge: &str) -> Result<(), CoreError> {
-        self.reap_conns(app_id, edge).await
+        let app = self.keys.app(app_id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hdel(app.connections(), edge)
+            .ignore()
+            .srem(app.holdings(edge), CONNECTIONS_HOLDING)
+            .ignore();
+        self.query(&pipe).await
     }
 
     async fn forget_edge(&self, edge: &str) -> Result<(), CoreError> {

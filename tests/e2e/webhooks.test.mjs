@@ -239,8 +239,11 @@ test('subscription_count webhook with the channel\'s count, signed', T, async ()
   assert.deepEqual(strip(counted), { name: 'subscription_count', channel: name, subscription_count: 1 });
 });
 
-test('cache_miss webhook when an empty cache channel is subscribed', T, async () => {
+test('cache_miss webhook when an empty cache channel is subscribed, not when it is queried', T, async () => {
   const name = uniq('cache-hook-');
+  // A backend's query of the empty channel is no miss: only the subscribe below raises one.
+  const queried = await srv.sdk(HOOK_APP.id).get({ path: `/channels/${name}`, params: { info: 'cache' } });
+  assert.equal(queried.status, 200);
   const client = await srv.connect({ appId: HOOK_APP.id });
   const channel = client.subscribe(name);
   await waitFor(channel, 'pusher:cache_miss');
@@ -248,6 +251,12 @@ test('cache_miss webhook when an empty cache channel is subscribed', T, async ()
     what: 'cache_miss webhook',
   });
   assert.deepEqual(strip(ev), { name: 'cache_miss', channel: name });
+  // Webhooks go out in order; a miss raised by the query would have come before this one.
+  await sleep(1000);
+  const misses = receiver.events('/all').filter((e) => e.name === 'cache_miss' && e.channel === name);
+  // A redelivery (at least once) repeats its Idempotency-Key and is not a second miss.
+  const distinct = new Set(misses.map((e) => e.post.headers['idempotency-key'] ?? e.post));
+  assert.equal(distinct.size, 1, JSON.stringify(misses.map(({ post, ...e }) => e)));
 });
 
 test('event_types and channel_prefix filters limit what is sent', T, async () => {

@@ -61,7 +61,7 @@ impl Api {
         Arc::new(Api { deps })
     }
 
-    /// Whether the bus is connected and channel-core (with its store) answers.
+    /// Whether the bus is connected and channel-core answers.
     pub async fn is_ready(&self) -> bool {
         self.deps.bus.is_connected() && self.deps.core.ready().await.is_ok()
     }

@@ -11,7 +11,7 @@ use switchyard_bus::Bus;
 use switchyard_webhook::WebhookSink;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::{Core, LEASE_TTL};
+use crate::core::Core;
 use crate::store::ChannelStore;
 
 /// How often a replica looks for held leaving webhooks that are due: well under the 3 s hold,
@@ -27,16 +27,6 @@ pub struct CoreConfig {
     pub reap_interval: Duration,
     /// How often due webhook holds are sent.
     pub hold_check: Duration,
-}
-
-impl Default for CoreConfig {
-    fn default() -> Self {
-        CoreConfig {
-            lease_ttl: LEASE_TTL,
-            reap_interval: Duration::from_secs(1),
-            hold_check: HOLD_CHECK_EVERY,
-        }
-    }
 }
 
 /// What a core is built over: memory in the embedded mode, Redis and NATS in the distributed

@@ -1,6 +1,8 @@
-//! One builder per service from the configuration. The embedded server and the four binaries
-//! all build through here, so a setting means the same in both modes; only the adapters they
-//! pass in differ (memory there, Redis, NATS and gRPC here in `cluster`).
+//! One builder per service from the configuration: the edge's settings, core and its loops,
+//! the worker. The embedded server and the binaries build these through here, so a setting
+//! means the same in both modes; only the adapters they pass in differ (memory in the embedded
+//! server, Redis, NATS and gRPC from `cluster`). The API takes its settings from `Config`
+//! directly.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -78,8 +78,9 @@ impl Server {
             core.clone(),
             shutdown.clone(),
         ));
-        // Stopped only after the edge has drained, so the webhooks of its last closes are
-        // still taken off the queue while the process lives.
+        // Stopped only after the edge has drained, so the webhooks its last closes queued are
+        // still delivered. (Leaving webhooks still held when the process stops are lost: the
+        // embedded store lives in memory.)
         let worker_stop = CancellationToken::new();
         let worker_deps = WorkerDeps {
             queue: webhooks.clone(),

@@ -23,7 +23,7 @@ pub use switchyard_webhook::{
     push_with_retry, LeaseId, Leased, MemoryQueue, QueueError, WebhookEvent, WebhookJob,
     WebhookQueue, WebhookSink,
 };
-pub use worker::{matches, run, wants, WorkerConfig};
+pub use worker::{matches, wants, WorkerConfig};
 
 pub use dead_letter::{
     replay, DeadLetter, DeadLetterError, DeadLetters, Failure, MemoryDeadLetters, Replay,

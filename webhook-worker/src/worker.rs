@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch;
-use crate::dead_letter::{DeadLetters, Failure, MemoryDeadLetters};
+use crate::dead_letter::{DeadLetters, Failure};
 use crate::depth;
 use crate::receivers::Receivers;
 use crate::retry::{self, Backoff, Finished};
@@ -119,17 +119,6 @@ pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
         }
     }
     p[pi..].iter().all(|&c| c == '*')
-}
-
-/// [`run_with_dead_letters`] keeping given-up jobs in memory, as the embedded mode does.
-pub async fn run(
-    queue: Arc<dyn WebhookQueue>,
-    apps: Arc<dyn AppStore>,
-    config: WorkerConfig,
-    shutdown: CancellationToken,
-) {
-    let dead_letters = Arc::new(MemoryDeadLetters::default());
-    run_with_dead_letters(queue, apps, dead_letters, config, shutdown).await;
 }
 
 /// Pulls and delivers until `shutdown`, keeping the jobs it gives up in `dead_letters`. Each

@@ -12,8 +12,8 @@ use switchyard_protocol::signature;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use webhook_worker::{
-    LeaseId, Leased, MemoryQueue, QueueError, WebhookEvent, WebhookJob, WebhookQueue, WebhookSink,
-    WorkerConfig,
+    LeaseId, Leased, MemoryDeadLetters, MemoryQueue, QueueError, WebhookEvent, WebhookJob,
+    WebhookQueue, WebhookSink, WorkerConfig,
 };
 
 use fixtures::{job, Stream};
@@ -99,9 +99,10 @@ struct Worker {
 impl Worker {
     fn start(queue: Arc<dyn WebhookQueue>, apps: Vec<App>, config: WorkerConfig) -> Worker {
         let stop = CancellationToken::new();
-        let task = tokio::spawn(webhook_worker::run(
+        let task = tokio::spawn(webhook_worker::run_with_dead_letters(
             queue,
             Arc::new(StaticAppStore::new(apps)),
+            Arc::new(MemoryDeadLetters::default()),
             config,
             stop.clone(),
         ));

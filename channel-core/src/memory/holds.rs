@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::MemoryStore;
-use crate::store::DueHold;
-use crate::store::HoldStore;
-use crate::CoreError;
 use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::store::{DueHold, HoldStore};
+use crate::CoreError;
 
 #[derive(Default)]
 pub(super) struct Holds {

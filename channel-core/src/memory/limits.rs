@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::MemoryStore;
-use crate::store::Holding;
-use crate::store::LimitStore;
-use crate::CoreError;
 use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::store::{Holding, LimitStore};
+use crate::CoreError;
 
 #[derive(Default)]
 pub(super) struct Limits {

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use super::connection::ttl_ms;
 use super::RedisStore;
-use crate::store::DueHold;
-use crate::store::HoldStore;
+use crate::store::{DueHold, HoldStore};
 use crate::CoreError;
-use async_trait::async_trait;
 
 impl RedisStore {
     /// Removes an app without holds from the index. A hold added meanwhile re-adds the app

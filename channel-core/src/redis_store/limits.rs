@@ -1,11 +1,12 @@
 //! Cluster-wide limits in Redis: each app's connection count (per edge, so a dead edge's share
 //! can be reaped) and per-second quotas.
 
+use async_trait::async_trait;
+
 use super::keys::CONNECTIONS_HOLDING;
 use super::RedisStore;
 use crate::store::LimitStore;
 use crate::CoreError;
-use async_trait::async_trait;
 
 #[async_trait]
 impl LimitStore for RedisStore {

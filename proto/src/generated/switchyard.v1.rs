@@ -641,7 +641,7 @@ pub mod channel_core_client {
                 .insert(GrpcMethod::new("switchyard.v1.ChannelCore", "TakeQuota"));
             self.inner.unary(req, path, codec).await
         }
-        /// OK when core and its store answer.
+        /// OK when core answers (the API's readiness; core's own health port also asks its store).
         pub async fn ready(
             &mut self,
             request: impl tonic::IntoRequest<super::Empty>,
@@ -753,7 +753,7 @@ pub mod channel_core_server {
             &self,
             request: tonic::Request<super::TakeQuotaRequest>,
         ) -> std::result::Result<tonic::Response<super::TakeQuotaReply>, tonic::Status>;
-        /// OK when core and its store answer.
+        /// OK when core answers (the API's readiness; core's own health port also asks its store).
         async fn ready(
             &self,
             request: tonic::Request<super::Empty>,

@@ -24,9 +24,10 @@ fn main() -> ExitCode {
     }
     launch::main(USAGE, |config, shutdown| async move {
         let name = cluster::instance_name("worker", config.worker.health_port);
-        let deps = cluster::worker_deps(&config, &name, &shutdown).await?;
+        // Bound first, so probes get an answer (not ready) while the stores connect.
         let (host, port) = (&config.server.host, config.worker.health_port);
         let health = launch::bind(host, port, "health checks").await?;
+        let deps = cluster::worker_deps(&config, &name, &shutdown).await?;
         tracing::info!(name, "webhook-worker running");
         compose::worker(&config, Some(health), deps, shutdown).await;
         Ok(())

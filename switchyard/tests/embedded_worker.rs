@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{app_toml, http, read_request, TestServer, SERVER, WAIT};
+use support::{app_toml, http, read_request, TestServer, SERVER};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
@@ -31,7 +31,7 @@ impl FailingReceiver {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let counted = counted.clone();
                 tokio::spawn(async move {
-                    while read_request(&mut stream).await.is_ok() {
+                    while let Ok(Some(_)) = read_request(&mut stream).await {
                         counted.fetch_add(1, Ordering::SeqCst);
                         let answer =
                             b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n";
@@ -60,7 +60,8 @@ async fn dead_letters(server: SocketAddr) -> f64 {
 }
 
 /// With the worker's default five-minute window nothing would be given up within this test;
-/// `retry_window_secs = 1` gives a failing webhook up after its second attempt or so.
+/// `retry_window_secs = 1` gives a failing webhook up after an attempt or two. (How many fit
+/// in the window depends on how soon the first one runs, so the test asks for at least one.)
 #[tokio::test]
 async fn a_short_retry_window_dead_letters_a_failing_webhook() {
     let receiver = FailingReceiver::start().await;
@@ -77,20 +78,19 @@ async fn a_short_retry_window_dead_letters_a_failing_webhook() {
     // channel_occupied: one webhook job.
     client.subscribe("worker-section").await;
 
-    let deadline = Instant::now() + WAIT;
+    // Generous: the loop ends as soon as the dead letter shows, so a slow machine only waits.
+    let within = Duration::from_secs(30);
+    let deadline = Instant::now() + within;
     while dead_letters(server.addr).await < 1.0 {
         assert!(
             Instant::now() < deadline,
-            "no dead letter within {WAIT:?}; {} attempts",
+            "no dead letter within {within:?}; {} attempts",
             receiver.requests.load(Ordering::SeqCst)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let attempts = receiver.requests.load(Ordering::SeqCst);
-    assert!(
-        attempts >= 2,
-        "retried within the window: {attempts} attempts"
-    );
+    assert!(attempts >= 1, "dead-lettered without an attempt");
     // Given up for good: no attempt after the dead letter.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.requests.load(Ordering::SeqCst), attempts);

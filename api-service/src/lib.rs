@@ -142,7 +142,6 @@ impl Api {
         // The app exists: a request it did not sign (or made while disabled) counts under it.
         *known_app = Some(app_id.to_owned());
         auth::verify(&app, method.as_str(), path, &query, &body)?;
-        *known_app = Some(app.id.clone());
         if method == Method::GET {
             self.take_quota(&app, Quota::ReadRequests, 1).await?;
         }

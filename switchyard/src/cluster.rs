@@ -154,22 +154,28 @@ fn rand_u32() -> u32 {
     nanos ^ std::process::id().rotate_left(16)
 }
 
-/// Serves `/up` (always 200), `/ready` (200 while `ready` says so) and `/metrics` on
-/// `listener`.
-pub async fn serve_health<F, Fut>(listener: TcpListener, ready: F, shutdown: CancellationToken)
-where
+/// A service's health port until `shutdown`: `/up`, `/ready` (as `ready` answers), `/metrics`
+/// and, when given, `admin` for every path under `/admin/`.
+pub async fn serve_health<F, Fut>(
+    listener: TcpListener,
+    ready: F,
+    admin: Option<Handler>,
+    shutdown: CancellationToken,
+) where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
     let ready = Arc::new(ready);
-    let handler: Handler = Arc::new(move |req, _| {
+    let handler: Handler = Arc::new(move |req, peer| {
         let ready = ready.clone();
+        let admin = admin.clone();
         Box::pin(async move {
-            match req.uri().path() {
-                "/up" => switchyard_listener::health(true),
-                "/ready" => switchyard_listener::health(ready().await),
-                "/metrics" => switchyard_telemetry::metrics::endpoint(),
-                path => switchyard_listener::error(
+            match (req.uri().path(), admin) {
+                ("/up", _) => switchyard_listener::health(true),
+                ("/ready", _) => switchyard_listener::health(ready().await),
+                ("/metrics", _) => switchyard_telemetry::metrics::endpoint(),
+                (path, Some(admin)) if path.starts_with("/admin/") => admin(req, peer).await,
+                (path, _) => switchyard_listener::error(
                     hyper::StatusCode::NOT_FOUND,
                     &format!("no such endpoint: {path}"),
                 ),

@@ -11,10 +11,11 @@ use std::time::Duration;
 use channel_core::{Core, CoreConfig, CoreDeps, HOLD_CHECK_EVERY};
 use edge_gateway::EdgeConfig;
 use switchyard_config::Config;
+use switchyard_listener::Handler;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use webhook_worker::service::{HealthPort, WorkerDeps};
-use webhook_worker::WorkerConfig;
+use webhook_worker::service::WorkerDeps;
+use webhook_worker::{DeadLetterApi, WorkerConfig};
 
 use crate::{cluster, launch};
 
@@ -73,7 +74,7 @@ pub async fn serve_core(
     let background = async {
         tokio::join!(
             channel_core::run(core_config(config), core.clone(), others.clone()),
-            cluster::serve_health(health, ready, others.clone()),
+            cluster::serve_health(health, ready, None, others.clone()),
         )
     };
     let serving = async {
@@ -100,24 +101,46 @@ pub fn reclaim_after(config: &Config) -> Duration {
     config.worker.reclaim_after.max(Duration::from_secs(1))
 }
 
-/// The webhook worker as `[worker]` says, serving its health port `health` (with the admin
-/// endpoints when `[server] admin_token` is set) if there is one.
+/// The webhook worker as `[worker]` says, and on `health` (if given) its health port with the
+/// dead-letter endpoints (on with `[server] admin_token`), until `shutdown`.
 pub fn worker(
     config: &Config,
     health: Option<TcpListener>,
     deps: WorkerDeps,
     shutdown: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let admin_token = config
-        .server
-        .admin_token
-        .as_ref()
-        .map(|t| t.expose().to_owned());
-    let health = health.map(|listener| HealthPort {
-        listener,
-        admin_token,
+    let serve = health.map(|listener| {
+        let token = config
+            .server
+            .admin_token
+            .as_ref()
+            .map(|t| t.expose().to_owned());
+        let (queue, letters) = (deps.queue.clone(), deps.dead_letters.clone());
+        let api = Arc::new(DeadLetterApi::new(token, letters, queue.clone()));
+        let admin: Handler = Arc::new(move |req, _| {
+            let api = api.clone();
+            Box::pin(async move {
+                let (status, body) = api.handle(req).await;
+                switchyard_listener::json(status, body.to_string())
+            })
+        });
+        // A round trip to the queue (Redis XLEN, SQS attributes): not ready while the queue
+        // is unreachable.
+        let ready = move || {
+            let queue = queue.clone();
+            async move { queue.depth().await.is_ok() }
+        };
+        cluster::serve_health(listener, ready, Some(admin), shutdown.clone())
     });
-    webhook_worker::service::run(health, worker_config(config), deps, shutdown)
+    let deliver = webhook_worker::service::run(worker_config(config), deps, shutdown);
+    async move {
+        match serve {
+            Some(serve) => {
+                tokio::join!(serve, deliver);
+            }
+            None => deliver.await,
+        }
+    }
 }
 
 #[cfg(test)]

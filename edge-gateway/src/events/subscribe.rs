@@ -42,6 +42,10 @@ enum SubscribeRefusal {
     CoreUnavailable,
 }
 
+/// The rejection metric's label of every refused subscription, which dashboards group by; the
+/// condition is in the log and the client's frames.
+const REFUSED: &str = "subscription_refused";
+
 impl SubscribeRefusal {
     /// The `subscription_error`'s status and type, and the code of the `pusher:error` sent
     /// with it: statuses are HTTP's, as Pusher's auth endpoints answer them.
@@ -61,30 +65,13 @@ impl SubscribeRefusal {
         }
     }
 
-    /// The rejection metric's label: one for every refused subscription, which dashboards
-    /// group by; the condition is in the log and the client's frames.
-    fn label(&self) -> &'static str {
-        use SubscribeRefusal as R;
-        match self {
-            R::InvalidChannelName(_)
-            | R::AuthRequired
-            | R::InvalidAuth(_)
-            | R::ChannelDataRequired
-            | R::InvalidChannelData(_)
-            | R::NotThisUser
-            | R::PresenceFull(_)
-            | R::BusUnavailable
-            | R::CoreUnavailable => "subscription_refused",
-        }
-    }
-
     fn reply(&self, channel: &str) -> Reply {
         let (status, error_type, code) = self.wire();
         let message = self.to_string();
         // pusher-js surfaces subscription_error on the channel; other clients only watch
         // pusher:error, so both are sent, as Pusher does.
         Reply {
-            rejected: Some(self.label()),
+            rejected: Some(REFUSED),
             ..Reply::frames(vec![
                 frame::error(code.code(), &format!("{channel}: {message}")),
                 frame::subscription_error(channel, error_type, &message, status),

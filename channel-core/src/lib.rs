@@ -68,6 +68,9 @@ pub enum CoreError {
     PresenceFull(usize),
     #[error("channel state unavailable: {0}")]
     Unavailable(String),
+    /// The edge was reaped (its lease lapsed): it must take a new id before writing again.
+    #[error("edge {0} was reaped; it must start afresh under a new id")]
+    Fenced(String),
 }
 
 /// Per-second allowances the API enforces per app across all its instances.

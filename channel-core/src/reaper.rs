@@ -28,6 +28,9 @@ impl Core {
     }
 
     async fn reap_edge(&self, edge: &str) -> Result<(), CoreError> {
+        // Fenced before listing: whatever the edge manages to write from here on is refused,
+        // so the list is complete.
+        self.store.fence_edge(edge).await?;
         for holding in self.store.edge_holdings(edge).await? {
             match holding {
                 Holding::Channel { app_id, channel } => {

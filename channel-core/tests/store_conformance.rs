@@ -9,7 +9,7 @@
 //! | `PresenceStore` | `presence_*`, `members_*`, `member_*`, `leave_*`; `support/concurrency.rs` |
 //! | `CacheStore` | `cache_*` here |
 //! | `UserStore` | `users_online_*` here |
-//! | `LeaseStore` | `support/edges.rs`; `reap_connections` in `support/limits.rs` |
+//! | `LeaseStore` | `support/edges.rs`, `support/fencing.rs`; `reap_connections` in `support/limits.rs` |
 //! | `LimitStore` | connections in `support/limits.rs`, `take_quota` in `support/quotas.rs` |
 //! | `HoldStore` | `support/holds.rs` |
 
@@ -20,6 +20,7 @@ use std::time::Duration;
 use channel_core::{ChannelCounts, CoreError, CountTransition, LeaveResult};
 use support::concurrency::*;
 use support::edges::*;
+use support::fencing::*;
 use support::holds::*;
 use support::limits::*;
 use support::quotas::*;
@@ -42,6 +43,8 @@ conformance!(
     reap_user_removes_only_the_dead_edge,
     forget_edge_ends_the_claim,
     a_reaped_edge_learns_it_lost_its_lease,
+    a_fenced_edge_cannot_add_but_can_remove,
+    a_reaped_edge_never_gets_a_lease_again,
     an_expired_but_unclaimed_lease_is_still_intact,
     concurrent_joins_and_leaves_decide_once,
     concurrent_count_reports_occupy_and_vacate_once,

@@ -14,6 +14,7 @@ use switchyard_apps::App;
 use switchyard_protocol::CloseCode;
 
 use crate::peer::Peer;
+use crate::removals::Removal;
 use crate::session::RateWindow;
 use crate::Edge;
 
@@ -230,6 +231,10 @@ impl Edge {
             {
                 Ok(true) => counted_as = Some(edge),
                 Ok(false) => return Err(ConnectionRefusal::AppOverQuota),
+                Err(channel_core::CoreError::Fenced(_)) => {
+                    self.start_afresh(&edge);
+                    return Err(ConnectionRefusal::ConnectionCountUnavailable);
+                }
                 Err(e) => {
                     tracing::warn!(app_id = %app.id, error = %e, "connection count unavailable");
                     return Err(ConnectionRefusal::ConnectionCountUnavailable);
@@ -246,11 +251,11 @@ impl Edge {
         let Some(edge) = admission.counted_as else {
             return;
         };
-        if let Err(e) = self.deps.core.release_connection(app_id, &edge).await {
-            // The count stays one too high until this edge's lease is reaped; worth a warning
-            // but not a retry loop that could outlive the edge.
-            tracing::warn!(app_id, error = %e, "releasing a connection count failed");
-        }
+        let release = Removal::Release {
+            app_id: app_id.into(),
+            edge,
+        };
+        self.removals.send(release, self.deps.core.as_ref()).await;
     }
 
     /// Closes the connections of apps that were disabled or removed, until shutdown.

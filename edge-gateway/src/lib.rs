@@ -8,7 +8,9 @@ mod admission;
 mod connection;
 mod events;
 mod hub;
+mod lease;
 mod peer;
+mod removals;
 
 pub use peer::slow_consumers_closed;
 mod reporter;
@@ -19,18 +21,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use channel_core::EdgeCore;
+use channel_core::{CoreError, EdgeCore};
 use hyper::{Response, StatusCode};
 use switchyard_apps::AppStore;
 use switchyard_bus::Bus;
 use switchyard_listener::{Body, Service, UpgradeHook};
-use switchyard_protocol::CloseCode;
 use switchyard_webhook::WebhookSink;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{IpRate, LiveApps};
 use crate::hub::Hub;
+use crate::removals::Removals;
 use crate::reporter::Reporter;
 
 /// Edge settings; durations and sizes already parsed.
@@ -101,8 +104,14 @@ pub struct Edge {
     connections: TaskTracker,
     /// The last heartbeat reached core: the edge can serve subscriptions.
     ready: AtomicBool,
-    /// Starts as `config.edge_id`; replaced if core ever forgets this edge.
+    /// Starts as `config.edge_id`; replaced if core ever forgets this edge (see [`lease`]).
     id: RwLock<Arc<str>>,
+    /// Core granted the lease of the current id.
+    leased: AtomicBool,
+    /// Asks for a heartbeat now (a new id needs its lease at once).
+    beat_now: Notify,
+    /// Removals core has yet to confirm.
+    removals: Removals,
 }
 
 impl Edge {
@@ -124,6 +133,9 @@ impl Edge {
             connections: TaskTracker::new(),
             ready: AtomicBool::new(false),
             id: RwLock::new(config_id),
+            leased: AtomicBool::new(false),
+            beat_now: Notify::new(),
+            removals: Removals::default(),
         });
         tokio::spawn(edge.clone().report());
         tokio::spawn(edge.clone().beat());
@@ -152,12 +164,15 @@ impl Edge {
                 () = self.shutdown.cancelled() => break,
                 () = self.reporter.changed() => {}
             }
-            let flushed = self
+            let id = self.id();
+            match self
                 .reporter
-                .flush(&self.id(), &self.hub, self.deps.core.as_ref())
-                .await;
-            if !flushed {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                .flush(&id, &self.hub, self.deps.core.as_ref())
+                .await
+            {
+                Ok(()) => {}
+                Err(CoreError::Fenced(_)) => self.start_afresh(&id),
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
             }
         }
     }
@@ -168,45 +183,6 @@ impl Edge {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-
-    /// Core forgot this edge (its lease lapsed, e.g. in a partition, and it was reaped): its
-    /// sockets' state is gone cluster-wide. The edge takes a new name and sends every
-    /// subscribed client away to reconnect (4200), which rebuilds their state from scratch.
-    fn start_afresh(&self) {
-        let fresh: Arc<str> =
-            format!("{}-{:08x}", self.config.edge_id, rand::random::<u32>()).into();
-        tracing::warn!(edge = %fresh, "lease was lost; reconnecting all clients under a new edge id");
-        *self.id.write().unwrap_or_else(PoisonError::into_inner) = fresh;
-        self.hub.close_all(CloseCode::ReconnectImmediately);
-    }
-
-    /// Renews the lease until shutdown. The first beat goes out at once, before any client
-    /// could have subscribed, so everything this edge ever holds is covered by a lease.
-    async fn beat(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.config.heartbeat_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Only the first beat may find no lease; a later one that does means we were reaped.
-        let mut first = true;
-        loop {
-            tokio::select! {
-                () = self.shutdown.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            let ok = match self.deps.core.heartbeat(&self.id()).await {
-                Ok(live) => {
-                    if !live && !std::mem::replace(&mut first, false) {
-                        self.start_afresh();
-                    }
-                    true
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "heartbeat to channel-core failed");
-                    false
-                }
-            };
-            self.ready.store(ok, Ordering::Relaxed);
-        }
     }
 
     /// Whether channel-core accepted the last heartbeat and the bus is connected (`/ready`).
@@ -238,9 +214,13 @@ impl Edge {
         {
             tracing::warn!("connections still open after the shutdown grace period");
         }
-        self.reporter
+        let flushed = self
+            .reporter
             .flush(&self.id(), &self.hub, self.deps.core.as_ref())
             .await;
+        if let Err(e) = flushed {
+            tracing::warn!(error = %e, "final count report failed; the lease's expiry removes the counts");
+        }
     }
 
     fn next_socket_id(&self) -> Arc<str> {

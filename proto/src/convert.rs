@@ -53,6 +53,7 @@ pub fn error_to_status(e: CoreError) -> Status {
             status
         }
         CoreError::Unavailable(message) => Status::unavailable(message),
+        CoreError::Fenced(edge) => Status::failed_precondition(edge),
     }
 }
 
@@ -67,6 +68,8 @@ pub fn status_to_error(s: Status) -> CoreError {
                 .unwrap_or(0);
             CoreError::PresenceFull(limit)
         }
+        // The message is the edge's id (see `error_to_status`).
+        Code::FailedPrecondition => CoreError::Fenced(s.message().to_owned()),
         _ => CoreError::Unavailable(format!("channel-core: {}", s.message())),
     }
 }
@@ -270,6 +273,8 @@ mod tests {
     fn errors_survive_the_round_trip() {
         let e = status_to_error(error_to_status(CoreError::PresenceFull(100)));
         assert!(matches!(e, CoreError::PresenceFull(100)));
+        let e = status_to_error(error_to_status(CoreError::Fenced("edge-1".into())));
+        assert!(matches!(e, CoreError::Fenced(edge) if edge == "edge-1"));
         let e = status_to_error(error_to_status(CoreError::Unavailable("redis down".into())));
         assert!(matches!(e, CoreError::Unavailable(m) if m.contains("redis down")));
     }

@@ -5,14 +5,18 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{key, MemoryStore};
-use crate::store::{CountTransition, Holding, LeaseStore, ReapResult};
+use crate::store::{CountTransition, Holding, LeaseStore, ReapResult, FENCED_FOR};
 use crate::CoreError;
 
 #[async_trait]
 impl LeaseStore for MemoryStore {
     async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<bool, CoreError> {
         let now = Instant::now();
-        let before = self.lock().leases.insert(edge.to_owned(), now + ttl);
+        let mut state = self.lock();
+        if state.fenced.contains_key(edge) {
+            return Ok(false);
+        }
+        let before = state.leases.insert(edge.to_owned(), now + ttl);
         Ok(before.is_some())
     }
 
@@ -40,7 +44,20 @@ impl LeaseStore for MemoryStore {
             }
         };
         state.reaping.insert(edge.clone(), now + claim);
+        state.fenced.insert(edge.clone(), now);
+        state
+            .fenced
+            .retain(|_, at| now.duration_since(*at) < FENCED_FOR);
         Ok(Some(edge))
+    }
+
+    async fn fence_edge(&self, edge: &str) -> Result<(), CoreError> {
+        // Claiming already fenced it (one lock makes the two one step here).
+        self.lock()
+            .fenced
+            .entry(edge.to_owned())
+            .or_insert_with(Instant::now);
+        Ok(())
     }
 
     async fn edge_holdings(&self, edge: &str) -> Result<Vec<Holding>, CoreError> {
@@ -135,7 +152,13 @@ impl LeaseStore for MemoryStore {
     }
 
     async fn forget_edge(&self, edge: &str) -> Result<(), CoreError> {
-        self.lock().reaping.remove(edge);
+        let mut state = self.lock();
+        state.reaping.remove(edge);
+        // Dead from now on, even if no reaper claimed it (it stays fenced for FENCED_FOR).
+        state
+            .fenced
+            .entry(edge.to_owned())
+            .or_insert_with(Instant::now);
         Ok(())
     }
 }

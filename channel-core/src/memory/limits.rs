@@ -92,7 +92,9 @@ impl LimitStore for MemoryStore {
         edge: &str,
         max: u64,
     ) -> Result<bool, CoreError> {
-        Ok(self.lock().limits.admit(app_id, edge, max))
+        let mut state = self.lock();
+        state.admit_write(edge)?;
+        Ok(state.limits.admit(app_id, edge, max))
     }
 
     async fn release_connection(&self, app_id: &str, edge: &str) -> Result<(), CoreError> {

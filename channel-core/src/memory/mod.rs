@@ -36,6 +36,8 @@ struct State {
     leases: HashMap<String, Instant>,
     /// edge → deadline of the reaper that claimed it.
     reaping: HashMap<String, Instant>,
+    /// Claimed or reaped edges → when: refused any write that adds, and any new lease.
+    fenced: HashMap<String, Instant>,
     last_sweep: Option<Instant>,
     limits: Limits,
     holds: Holds,
@@ -76,6 +78,16 @@ impl MemoryStore {
     }
 }
 
+impl State {
+    /// Refuses a write that adds to what `edge` holds once a reaper has taken the edge.
+    fn admit_write(&self, edge: &str) -> Result<(), CoreError> {
+        if self.fenced.contains_key(edge) {
+            return Err(CoreError::Fenced(edge.to_owned()));
+        }
+        Ok(())
+    }
+}
+
 fn key(app_id: &str, channel: &str) -> Key {
     (app_id.to_owned(), channel.to_owned())
 }
@@ -90,6 +102,9 @@ impl CountStore for MemoryStore {
         count: u64,
     ) -> Result<CountTransition, CoreError> {
         let mut state = self.lock();
+        if count > 0 {
+            state.admit_write(edge)?;
+        }
         let k = key(app_id, channel);
         let ch = state.channels.entry(k.clone()).or_default();
         let before = ch.total;
@@ -144,6 +159,7 @@ impl PresenceStore for MemoryStore {
         max_members: usize,
     ) -> Result<JoinResult, CoreError> {
         let mut state = self.lock();
+        state.admit_write(edge)?;
         let ch = state.channels.entry(key(app_id, channel)).or_default();
         let conn = (edge.to_owned(), socket_id.to_owned());
         let known = ch.users.len();

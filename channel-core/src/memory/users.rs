@@ -16,6 +16,7 @@ impl UserStore for MemoryStore {
         socket_id: &str,
     ) -> Result<bool, CoreError> {
         let mut state = self.lock();
+        state.admit_write(edge)?;
         let conns = state.online.entry(key(app_id, user_id)).or_default();
         let conn = (edge.to_owned(), socket_id.to_owned());
         if !conns.contains(&conn) {

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, FromRedisValue, RedisResult, ScriptInvocation, ServerErrorKind};
+use redis::{FromRedisValue, RedisResult, ScriptInvocation};
 use switchyard_telemetry::{metrics, trace};
 use tracing::{Instrument, Span};
 
@@ -18,6 +18,19 @@ use crate::CoreError;
 /// How long one Redis call may take before the caller gets `Unavailable`: a dead Redis must
 /// fail requests quickly instead of stalling every edge behind it.
 const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether a guarded script's write adds to what the edge holds (refused once the edge is
+/// fenced) or only removes (always let through: it can only bring state closer to empty).
+pub(super) enum Write {
+    Adds,
+    Removes,
+}
+
+/// The guard's refusals (see `guard.lua`).
+enum Guard {
+    Fenced,
+    Unregistered,
+}
 
 /// Longest TTL passed to Redis (about 300 years); `SET PX` rejects values near `i64::MAX`.
 const MAX_TTL_MS: u64 = 10_000_000_000_000;
@@ -53,33 +66,71 @@ impl RedisStore {
         observed("script", "EVALSHA", timed(inv.invoke_async(&mut con))).await
     }
 
-    /// Runs a script that may add a holding of `edge` in `app_id`, recording the app in the
-    /// edge's index first in the same round trip. The index is outside the app's hash slot,
-    /// so it cannot be written by the script; written first, it is at worst a superset.
-    pub(super) async fn eval_indexed<T: FromRedisValue>(
+    /// Runs a guarded script (one that starts with `guard.lua`) for `edge` in `app_id`: the
+    /// guard's keys and arguments are appended to what `base` builds. A write that adds is
+    /// refused with [`CoreError::Fenced`] once a reaper has taken the edge; the edge's first
+    /// adding write in an app (or the first after Redis lost its keys) registers the app in
+    /// the edge's index first, so the reaper finds everything the edge holds.
+    pub(super) async fn eval_guarded<'a, T: FromRedisValue>(
         &self,
         edge: &str,
         app_id: &str,
-        inv: &ScriptInvocation<'_>,
+        write: Write,
+        base: impl Fn() -> ScriptInvocation<'a>,
     ) -> Result<T, CoreError> {
-        let mut pipe = redis::pipe();
-        pipe.sadd(self.keys.edge_apps(edge), app_id)
-            .ignore()
-            .invoke_script(inv);
+        let app = self.keys.app(app_id);
+        let run = |mode: &str| {
+            let mut inv = base();
+            inv.key(app.fenced())
+                .key(app.registered())
+                .arg(edge)
+                .arg(mode);
+            inv
+        };
+        if let Write::Removes = write {
+            return self.eval(&run("-")).await;
+        }
+        match self.eval_guard(&run("0")).await? {
+            Ok(value) => return Ok(value),
+            Err(Guard::Fenced) => return Err(CoreError::Fenced(edge.to_owned())),
+            Err(Guard::Unregistered) => {}
+        }
+        let mut inv = self.scripts.register_edge.prepare_invoke();
+        inv.key(self.keys.reaping())
+            .key(self.keys.dead())
+            .key(self.keys.edge_apps(edge))
+            .arg(edge)
+            .arg(app_id);
+        let registered: i64 = self.eval(&inv).await?;
+        if registered == 0 {
+            return Err(CoreError::Fenced(edge.to_owned()));
+        }
+        match self.eval_guard(&run("1")).await? {
+            Ok(value) => Ok(value),
+            Err(_) => Err(CoreError::Fenced(edge.to_owned())),
+        }
+    }
+
+    /// Runs a guarded script; the inner error is the guard's refusal.
+    async fn eval_guard<T: FromRedisValue>(
+        &self,
+        inv: &ScriptInvocation<'_>,
+    ) -> Result<Result<T, Guard>, CoreError> {
         let mut con = self.con.clone();
-        let call = timed(async {
-            // A pipeline does not load scripts by itself: after a Redis restart or
-            // SCRIPT FLUSH, load and retry once (the SADD is idempotent).
-            match pipe.query_async(&mut con).await {
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    inv.load_async(&mut con).await?;
-                    pipe.query_async(&mut con).await
-                }
-                other => other,
+        let call = async {
+            match tokio::time::timeout(TIMEOUT, inv.invoke_async(&mut con)).await {
+                Ok(Ok(value)) => Ok(Ok(value)),
+                Ok(Err(e)) => match e.code() {
+                    Some("FENCED") => Ok(Err(Guard::Fenced)),
+                    Some("UNREGISTERED") => Ok(Err(Guard::Unregistered)),
+                    _ => Err(unavailable(e)),
+                },
+                Err(_) => Err(CoreError::Unavailable(format!(
+                    "redis did not answer within {TIMEOUT:?}"
+                ))),
             }
-        });
-        let (value,): (T,) = observed("indexed_script", "SADD EVALSHA", call).await?;
-        Ok(value)
+        };
+        observed("script", "EVALSHA", call).await
     }
 
     pub(super) async fn query<T: FromRedisValue>(
@@ -147,25 +198,50 @@ mod tests {
 
     /// Needs Redis at 127.0.0.1:6379, like the conformance suite.
     #[tokio::test]
-    async fn indexed_scripts_load_themselves_after_noscript() {
+    async fn guarded_scripts_register_the_app_then_refuse_a_fenced_edge() {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let ns = format!("sytest:noscript:{}:{nanos}", std::process::id());
+        let ns = format!("sytest:guard:{}:{nanos}", std::process::id());
         let store = RedisStore::connect("redis://127.0.0.1:6379", &ns)
             .await
             .expect("redis");
-        // Text no server has seen yet, so the first EVALSHA gets NOSCRIPT.
-        let script = Script::new(&format!("-- {ns}\nreturn ARGV[1]"));
-        let mut inv = script.prepare_invoke();
-        inv.arg("hello");
-        let reply: String = store.eval_indexed("e", "app", &inv).await.expect("eval");
+        // Text no server has seen yet: invoking it loads it.
+        let text = format!("{}-- {ns}\nreturn ARGV[1]", include_str!("guard.lua"));
+        let script = Script::new(&text);
+        let base = || {
+            let mut inv = script.prepare_invoke();
+            inv.arg("hello");
+            inv
+        };
+        let reply: String = store
+            .eval_guarded("e", "app", Write::Adds, base)
+            .await
+            .expect("eval");
         assert_eq!(reply, "hello");
-
         let index = store.keys.edge_apps("e");
         let mut pipe = redis::pipe();
-        pipe.smembers(&index).del(&index).ignore();
+        pipe.smembers(&index);
         let (apps,): (Vec<String>,) = store.query(&pipe).await.expect("index");
         assert_eq!(apps, ["app"]);
+
+        let mut pipe = redis::pipe();
+        pipe.zadd(store.keys.app("app").fenced(), "e", 1).ignore();
+        let () = store.query(&pipe).await.expect("fence");
+        let refused = store
+            .eval_guarded::<String>("e", "app", Write::Adds, base)
+            .await;
+        assert!(matches!(refused, Err(CoreError::Fenced(_))), "{refused:?}");
+        let removal: String = store
+            .eval_guarded("e", "app", Write::Removes, base)
+            .await
+            .expect("a removal passes");
+        assert_eq!(removal, "hello");
+
+        let mut pipe = redis::pipe();
+        pipe.del(&index)
+            .del(store.keys.app("app").fenced())
+            .del(store.keys.app("app").registered());
+        let () = store.query(&pipe).await.expect("clean up");
     }
 }

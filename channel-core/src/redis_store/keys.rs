@@ -25,8 +25,12 @@
 //! | `ns:{app}:holds-due` | ZSET | hold key → due time in ms by the Redis clock |
 //! | `ns:holds-apps` | SET | apps that may have held webhooks (a superset) |
 //! | `ns:{app}:edge:<edge>` | SET | what the edge holds in the app (`c<channel>`, `u<user>`, `n`) |
-//! | `ns:edge-apps:<edge>` | SET | apps the edge may hold something in (a superset) |
-//! | `ns:edges` | ZSET | edge → lease expiry in ms by the Redis clock |
+//! | `ns:{app}:fenced` | ZSET | reaped edges refused in this app → when fenced (ms), for an hour |
+//! | `ns:{app}:edges` | HASH | edges registered in this app (their first write there indexed it) |
+//! | `ns:{edges}:apps:<edge>` | SET | apps the edge may hold something in (a superset) |
+//! | `ns:{edges}:live` | ZSET | edge → lease expiry in ms by the Redis clock |
+//! | `ns:{edges}:reaping` | ZSET | edge → deadline of the reaper that claimed it |
+//! | `ns:{edges}:dead` | ZSET | reaped edges → when (ms), for an hour: never live again |
 
 use crate::store::Holding;
 
@@ -75,9 +79,16 @@ impl Keys {
         format!("{}:holds-apps", self.ns)
     }
 
-    /// SET of app ids in which `edge` may hold something (a superset).
+    /// ZSET of reaped edges → when they were forgotten (ms), pruned after an hour: an edge
+    /// here never gets a lease or registers in an app again.
+    pub(super) fn dead(&self) -> String {
+        format!("{}:{{edges}}:dead", self.ns)
+    }
+
+    /// SET of app ids in which `edge` may hold something (a superset). In the `{edges}`
+    /// slot, so registering an app checks the lease in the same script.
     pub(super) fn edge_apps(&self, edge: &str) -> String {
-        format!("{}:edge-apps:{edge}", self.ns)
+        format!("{}:{{edges}}:apps:{edge}", self.ns)
     }
 }
 
@@ -154,6 +165,16 @@ impl AppKeys {
     /// STRING `<unix second> <used>`.
     pub(super) fn quota(&self, bucket: &str) -> String {
         self.of("quota", bucket)
+    }
+
+    /// ZSET of edges fenced out of this app (a reaper took them) → when (ms).
+    pub(super) fn fenced(&self) -> String {
+        format!("{}:fenced", self.prefix)
+    }
+
+    /// HASH of edges registered in this app: their apps index names it.
+    pub(super) fn registered(&self) -> String {
+        format!("{}:edges", self.prefix)
     }
 
     /// SET of [`channel_holding`] / [`user_holding`] values `edge` holds in this app.

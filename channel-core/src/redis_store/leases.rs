@@ -7,14 +7,18 @@ use async_trait::async_trait;
 use super::connection::ttl_ms;
 use super::keys::{channel_holding, conn_prefix, parse_holding, user_holding, CONNECTIONS_HOLDING};
 use super::RedisStore;
-use crate::store::{CountTransition, Holding, LeaseStore, ReapResult};
+use crate::store::{CountTransition, Holding, LeaseStore, ReapResult, FENCED_FOR};
 use crate::CoreError;
 
 #[async_trait]
 impl LeaseStore for RedisStore {
     async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<bool, CoreError> {
         let mut inv = self.scripts.touch_edge.prepare_invoke();
-        inv.key(self.keys.leases()).arg(edge).arg(ttl_ms(ttl));
+        inv.key(self.keys.leases())
+            .key(self.keys.reaping())
+            .key(self.keys.dead())
+            .arg(edge)
+            .arg(ttl_ms(ttl));
         let live: i64 = self.eval(&inv).await?;
         Ok(live == 1)
     }
@@ -25,6 +29,32 @@ impl LeaseStore for RedisStore {
             .key(self.keys.reaping())
             .arg(ttl_ms(claim));
         self.eval(&inv).await
+    }
+
+    async fn fence_edge(&self, edge: &str) -> Result<(), CoreError> {
+        let mut pipe = redis::pipe();
+        pipe.smembers(self.keys.edge_apps(edge));
+        let (apps,): (Vec<String>,) = self.query(&pipe).await?;
+        if apps.is_empty() {
+            return Ok(());
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let keep = ttl_ms(FENCED_FOR);
+        let mut pipe = redis::pipe();
+        for app_id in &apps {
+            let app = self.keys.app(app_id);
+            pipe.zadd(app.fenced(), edge, now)
+                .ignore()
+                .zrembyscore(app.fenced(), "-inf", now.saturating_sub(keep))
+                .ignore()
+                .pexpire(app.fenced(), keep as i64)
+                .ignore()
+                .hdel(app.registered(), edge)
+                .ignore();
+        }
+        self.query(&pipe).await
     }
 
     async fn edge_holdings(&self, edge: &str) -> Result<Vec<Holding>, CoreError> {
@@ -102,19 +132,29 @@ impl LeaseStore for RedisStore {
     }
 
     async fn forget_edge(&self, edge: &str) -> Result<(), CoreError> {
-        let index = self.keys.edge_apps(edge);
         let mut pipe = redis::pipe();
-        pipe.zrem(self.keys.reaping(), edge)
-            .ignore()
-            .smembers(&index);
+        pipe.smembers(self.keys.edge_apps(edge));
         let (apps,): (Vec<String>,) = self.query(&pipe).await?;
         // After reaping, the holdings sets are already empty (so already gone); deleting them
         // here only matters for ones a reap missed, which would otherwise never be visited.
         let mut pipe = redis::pipe();
         for app_id in &apps {
-            pipe.del(self.keys.app(app_id).holdings(edge)).ignore();
+            let app = self.keys.app(app_id);
+            pipe.del(app.holdings(edge))
+                .ignore()
+                .hdel(app.registered(), edge)
+                .ignore();
         }
-        pipe.del(index).ignore();
-        self.query(&pipe).await
+        let mut inv = self.scripts.forget_edge.prepare_invoke();
+        inv.key(self.keys.reaping())
+            .key(self.keys.dead())
+            .key(self.keys.edge_apps(edge))
+            .arg(edge)
+            .arg(ttl_ms(FENCED_FOR));
+        if !apps.is_empty() {
+            self.query::<()>(&pipe).await?;
+        }
+        let _: i64 = self.eval(&inv).await?;
+        Ok(())
     }
 }

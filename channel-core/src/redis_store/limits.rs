@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use super::connection::Write;
 use super::keys::CONNECTIONS_HOLDING;
 use super::RedisStore;
 use crate::store::LimitStore;
@@ -17,13 +18,16 @@ impl LimitStore for RedisStore {
         max: u64,
     ) -> Result<bool, CoreError> {
         let app = self.keys.app(app_id);
-        let mut inv = self.scripts.admit_connection.prepare_invoke();
-        inv.key(app.connections())
-            .key(app.holdings(edge))
-            .arg(edge)
-            .arg(max)
-            .arg(CONNECTIONS_HOLDING);
-        let admitted: i64 = self.eval_indexed(edge, app_id, &inv).await?;
+        let base = || {
+            let mut inv = self.scripts.admit_connection.prepare_invoke();
+            inv.key(app.connections())
+                .key(app.holdings(edge))
+                .arg(edge)
+                .arg(max)
+                .arg(CONNECTIONS_HOLDING);
+            inv
+        };
+        let admitted: i64 = self.eval_guarded(edge, app_id, Write::Adds, base).await?;
         Ok(admitted == 1)
     }
 

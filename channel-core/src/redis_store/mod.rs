@@ -34,7 +34,7 @@ use crate::store::{
     CacheStore, CountStore, CountTransition, JoinResult, LeaveResult, PresenceStore,
 };
 use crate::{ChannelCounts, CoreError};
-use connection::{ttl_ms, unavailable};
+use connection::{ttl_ms, unavailable, Write};
 use keys::{channel_holding, conn, Keys};
 use scripts::Scripts;
 
@@ -80,19 +80,23 @@ impl CountStore for RedisStore {
         count: u64,
     ) -> Result<CountTransition, CoreError> {
         let app = self.keys.app(app_id);
-        let mut inv = self.scripts.count.prepare_invoke();
-        inv.key(app.counts(channel))
-            .key(app.edge_sockets(channel, edge))
-            .key(app.occupied())
-            .key(app.holdings(edge))
-            .arg(edge)
-            .arg(count)
-            .arg(channel);
-        let (before, after) = if count > 0 {
-            self.eval_indexed(edge, app_id, &inv).await?
-        } else {
-            self.eval(&inv).await?
+        let base = || {
+            let mut inv = self.scripts.count.prepare_invoke();
+            inv.key(app.counts(channel))
+                .key(app.edge_sockets(channel, edge))
+                .key(app.occupied())
+                .key(app.holdings(edge))
+                .arg(edge)
+                .arg(count)
+                .arg(channel);
+            inv
         };
+        let write = if count > 0 {
+            Write::Adds
+        } else {
+            Write::Removes
+        };
+        let (before, after) = self.eval_guarded(edge, app_id, write, base).await?;
         Ok(CountTransition { before, after })
     }
 
@@ -161,20 +165,24 @@ impl PresenceStore for RedisStore {
         max_members: usize,
     ) -> Result<JoinResult, CoreError> {
         let app = self.keys.app(app_id);
-        let mut inv = self.scripts.join.prepare_invoke();
-        inv.key(app.members(channel))
-            .key(app.order(channel))
-            .key(app.conns(channel))
-            .key(app.user_conns(channel))
-            .key(app.edge_sockets(channel, edge))
-            .key(app.holdings(edge))
-            .arg(conn(edge, socket_id))
-            .arg(socket_id)
-            .arg(&member.user_id)
-            .arg(&member.user_info)
-            .arg(max_members)
-            .arg(channel_holding(channel));
-        let (first, flat): (i64, Vec<String>) = self.eval_indexed(edge, app_id, &inv).await?;
+        let base = || {
+            let mut inv = self.scripts.join.prepare_invoke();
+            inv.key(app.members(channel))
+                .key(app.order(channel))
+                .key(app.conns(channel))
+                .key(app.user_conns(channel))
+                .key(app.edge_sockets(channel, edge))
+                .key(app.holdings(edge))
+                .arg(conn(edge, socket_id))
+                .arg(socket_id)
+                .arg(&member.user_id)
+                .arg(&member.user_info)
+                .arg(max_members)
+                .arg(channel_holding(channel));
+            inv
+        };
+        let (first, flat): (i64, Vec<String>) =
+            self.eval_guarded(edge, app_id, Write::Adds, base).await?;
         if first < 0 {
             return Err(CoreError::PresenceFull(max_members));
         }

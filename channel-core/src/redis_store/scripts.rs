@@ -1,5 +1,6 @@
 //! The Lua scripts, one per decision that must be atomic. Each file documents its KEYS, ARGV
-//! and reply.
+//! and reply. Scripts that add to what an edge holds start with `guard.lua` (see
+//! `RedisStore::eval_guarded`).
 
 use redis::Script;
 
@@ -20,31 +21,44 @@ pub(super) struct Scripts {
     pub hold_cancel: Script,
     pub hold_claim: Script,
     pub hold_forget: Script,
+    pub register_edge: Script,
+    pub forget_edge: Script,
 }
 
 impl Scripts {
     pub(super) fn new() -> Scripts {
         Scripts {
-            count: Script::new(include_str!("count.lua")),
-            join: Script::new(include_str!("join.lua")),
+            count: Script::new(concat!(
+                include_str!("guard.lua"),
+                include_str!("count.lua")
+            )),
+            join: Script::new(concat!(include_str!("guard.lua"), include_str!("join.lua"))),
             leave: Script::new(include_str!("leave.lua")),
             reap_channel: Script::new(include_str!("reap_channel.lua")),
-            user_connect: Script::new(include_str!("user_connect.lua")),
+            user_connect: Script::new(concat!(
+                include_str!("guard.lua"),
+                include_str!("user_connect.lua")
+            )),
             user_disconnect: Script::new(include_str!("user_disconnect.lua")),
             reap_user: Script::new(include_str!("reap_user.lua")),
             touch_edge: Script::new(include_str!("touch_edge.lua")),
             claim_edge: Script::new(include_str!("claim_edge.lua")),
-            admit_connection: Script::new(include_str!("admit_connection.lua")),
+            admit_connection: Script::new(concat!(
+                include_str!("guard.lua"),
+                include_str!("admit_connection.lua")
+            )),
             release_connection: Script::new(include_str!("release_connection.lua")),
             take_quota: Script::new(include_str!("take_quota.lua")),
             hold_put: Script::new(include_str!("hold_put.lua")),
             hold_cancel: Script::new(include_str!("hold_cancel.lua")),
             hold_claim: Script::new(include_str!("hold_claim.lua")),
             hold_forget: Script::new(include_str!("hold_forget.lua")),
+            register_edge: Script::new(include_str!("register_edge.lua")),
+            forget_edge: Script::new(include_str!("forget_edge.lua")),
         }
     }
 
-    pub(super) fn all(&self) -> [&Script; 16] {
+    pub(super) fn all(&self) -> [&Script; 18] {
         [
             &self.count,
             &self.join,
@@ -62,6 +76,8 @@ impl Scripts {
             &self.hold_cancel,
             &self.hold_claim,
             &self.hold_forget,
+            &self.register_edge,
+            &self.forget_edge,
         ]
     }
 }

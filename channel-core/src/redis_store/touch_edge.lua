@@ -1,10 +1,14 @@
 -- touch_edge: extends an edge's lease. The expiry comes from the Redis clock, so core
 -- replicas with skewed clocks still agree on which leases have expired.
--- KEYS: 1 leases (zset edge -> expiry ms)
+-- KEYS: 1 leases (zset edge -> expiry ms), 2 reaping (zset), 3 dead (zset)
 -- ARGV: 1 edge, 2 ttl ms
 -- Returns 1 when the edge still had a lease entry, even an expired one: no reaper claimed it, so
 -- what it holds is intact (core may merely have been down). 0 when it had none: its first
--- heartbeat, or a reaper claimed it, and the edge must start afresh.
+-- heartbeat, Redis lost its keys, or a reaper claimed it, and the edge must start afresh. A
+-- claimed or reaped edge gets no new lease: it is over.
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) or redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+  return 0
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])

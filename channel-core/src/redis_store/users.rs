@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use super::connection::Write;
 use super::keys::{conn, user_holding};
 use super::RedisStore;
 use crate::store::UserStore;
@@ -17,14 +18,17 @@ impl UserStore for RedisStore {
         socket_id: &str,
     ) -> Result<bool, CoreError> {
         let app = self.keys.app(app_id);
-        let mut inv = self.scripts.user_connect.prepare_invoke();
-        inv.key(app.online(user_id))
-            .key(app.user_sockets(user_id, edge))
-            .key(app.holdings(edge))
-            .arg(conn(edge, socket_id))
-            .arg(socket_id)
-            .arg(user_holding(user_id));
-        self.eval_indexed(edge, app_id, &inv).await
+        let base = || {
+            let mut inv = self.scripts.user_connect.prepare_invoke();
+            inv.key(app.online(user_id))
+                .key(app.user_sockets(user_id, edge))
+                .key(app.holdings(edge))
+                .arg(conn(edge, socket_id))
+                .arg(socket_id)
+                .arg(user_holding(user_id));
+            inv
+        };
+        self.eval_guarded(edge, app_id, Write::Adds, base).await
     }
 
     async fn user_disconnect(

@@ -15,14 +15,21 @@ use crate::CoreError;
 pub trait LeaseStore: Send + Sync {
     /// Extends `edge`'s lease to now + `ttl`. Returns whether the edge's state is intact:
     /// true while it has a lease entry, even an expired one no reaper has claimed yet (core
-    /// may just have been down); false on its first heartbeat and once a reaper claimed it,
-    /// in which case core has forgotten (or is forgetting) what the edge holds.
+    /// may just have been down); false on its first heartbeat, after the store lost its
+    /// state, and once a reaper claimed it, in which case core has forgotten (or is
+    /// forgetting) what the edge holds. A claimed or reaped edge gets no new lease.
     async fn touch_edge(&self, edge: &str, ttl: Duration) -> Result<bool, CoreError>;
 
     /// Claims one edge whose lease has expired, for `claim` long. Each expired edge goes to
     /// exactly one caller, even with several core replicas asking; a claim not ended by
     /// [`LeaseStore::forget_edge`] within `claim` (its reaper died) can be claimed again.
     async fn claim_expired_edge(&self, claim: Duration) -> Result<Option<String>, CoreError>;
+
+    /// Refuses every later write of a claimed `edge` that would add to what it holds (with
+    /// [`CoreError::Fenced`]), in every app, for [`FENCED_FOR`](super::FENCED_FOR). A reaper calls this after
+    /// the claim and before [`LeaseStore::edge_holdings`], so nothing the edge writes while
+    /// it is reaped is left without an owner. Removals stay allowed.
+    async fn fence_edge(&self, edge: &str) -> Result<(), CoreError>;
 
     /// Everything `edge` may hold (a superset is fine: reaping is idempotent).
     async fn edge_holdings(&self, edge: &str) -> Result<Vec<Holding>, CoreError>;
@@ -41,7 +48,8 @@ pub trait LeaseStore: Send + Sync {
     /// Drops a dead `edge`'s share of the app's connection count.
     async fn reap_connections(&self, app_id: &str, edge: &str) -> Result<(), CoreError>;
 
-    /// Ends the claim on a reaped `edge` and drops whatever index the store keeps for it. A
-    /// live lease of the same name is left alone.
+    /// Ends the claim on a reaped `edge` and drops whatever index the store keeps for it. The
+    /// edge is dead from then on: for [`FENCED_FOR`](super::FENCED_FOR), `touch_edge` gives it no lease and its
+    /// adding writes are refused. A live lease of the same name is left alone.
     async fn forget_edge(&self, edge: &str) -> Result<(), CoreError>;
 }

@@ -22,6 +22,10 @@ pub use limits::LimitStore;
 pub use presence::PresenceStore;
 pub use users::UserStore;
 
+/// How long a reaped edge stays fenced: far longer than any of its requests can be in flight,
+/// short enough that the record of dead edges stays small.
+pub const FENCED_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Every concern of channel state, as one backend provides it.
 pub trait ChannelStore:
     CountStore + CacheStore + PresenceStore + UserStore + LeaseStore + LimitStore + HoldStore

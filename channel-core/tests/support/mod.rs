@@ -3,6 +3,7 @@
 
 pub mod concurrency;
 pub mod edges;
+pub mod fencing;
 pub mod holds;
 pub mod limits;
 pub mod quotas;

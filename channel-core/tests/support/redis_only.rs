@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use channel_core::{CoreError, CountStore, LeaseStore, PresenceStore, RedisStore, UserStore};
+use channel_core::{
+    CoreError, CountStore, Holding, LeaseStore, PresenceStore, RedisStore, UserStore,
+};
 
 use super::member;
 
@@ -85,9 +87,64 @@ async fn leaves_no_keys_behind() {
     })
     .await;
     let left = super::keys_of(&ns).await;
+    // The record of dead edges stays, for an hour: it is what keeps them fenced.
+    let dead = format!("{ns}:{{edges}}:dead");
+    let mut con = super::redis_connection().await;
+    let dead_ttl: i64 = redis::cmd("PTTL")
+        .arg(&dead)
+        .query_async(&mut con)
+        .await
+        .expect("pttl");
     super::delete_namespace(&ns).await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
-    assert_eq!(left, Vec::<String>::new());
+    assert_eq!(left, vec![dead]);
+    assert!(
+        (1..=3_600_000).contains(&dead_ttl),
+        "the dead edges expire: {dead_ttl}"
+    );
+}
+
+/// Redis without persistence loses every key when it restarts. An edge's next write must
+/// register it again, so a reaper still finds what it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_after_redis_lost_its_keys_are_indexed_again() {
+    let ns = super::namespace("lost_keys");
+    let s = super::redis_store(&ns).await;
+    let case_ns = ns.clone();
+    let outcome = tokio::spawn(async move {
+        s.touch_edge("e1", Duration::from_secs(60))
+            .await
+            .expect("touch");
+        s.join("a", "presence-p", "e1", "1.1", member("u"), 10)
+            .await
+            .expect("join");
+        super::delete_namespace(&case_ns).await;
+        s.join("a", "presence-p", "e1", "1.2", member("v"), 10)
+            .await
+            .expect("join after the loss");
+        s.user_connect("b", "v", "e1", "1.2")
+            .await
+            .expect("sign-in after the loss");
+        let held = super::sorted(s.edge_holdings("e1").await.expect("holdings"));
+        assert_eq!(
+            held,
+            vec![
+                Holding::Channel {
+                    app_id: "a".into(),
+                    channel: "presence-p".into()
+                },
+                Holding::User {
+                    app_id: "b".into(),
+                    user_id: "v".into()
+                },
+            ]
+        );
+    })
+    .await;
+    super::delete_namespace(&ns).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }

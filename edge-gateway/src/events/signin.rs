@@ -9,6 +9,7 @@ use switchyard_protocol::user::{self, UserDataError};
 use switchyard_protocol::{frame, CloseCode};
 
 use crate::hub::{self, Index};
+use crate::removals::Removal;
 use crate::session::Session;
 use crate::Edge;
 
@@ -108,11 +109,13 @@ async fn sign_in(
     }
     let core = &edge.deps.core;
     let (app_id, edge_id) = (session.app.id.clone(), edge.id());
-    if let Err(e) = core
+    match core
         .user_signed_in(&app_id, &user.id, &edge_id, &session.socket_id)
         .await
     {
-        tracing::warn!(error = %e, "user online report failed");
+        Ok(()) => {}
+        Err(channel_core::CoreError::Fenced(_)) => edge.start_afresh(&edge_id),
+        Err(e) => tracing::warn!(error = %e, "user online report failed"),
     }
     let mut frames = vec![frame::signin_success(user_data)];
     if !user.watchlist.is_empty() {
@@ -168,14 +171,13 @@ pub(crate) async fn sign_out(edge: &Edge, session: &mut Session) {
         edge.hub
             .remove(Index::Watch, &session.key(watched), &session.socket_id);
     }
-    let left = edge
-        .deps
-        .core
-        .user_signed_out(&session.app.id, &user.id, &edge.id(), &session.socket_id)
-        .await;
-    if let Err(e) = left {
-        tracing::warn!(error = %e, "user offline report failed");
-    }
+    let sign_out = Removal::SignOut {
+        app_id: session.app_id.clone(),
+        user_id: user.id.as_str().into(),
+        edge: edge.id(),
+        socket_id: session.socket_id.clone(),
+    };
+    edge.removals.send(sign_out, edge.deps.core.as_ref()).await;
 }
 
 #[cfg(test)]

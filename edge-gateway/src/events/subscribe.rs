@@ -11,6 +11,7 @@ use switchyard_telemetry::trace;
 use tracing::Span;
 
 use crate::hub::{self, Index};
+use crate::removals::Removal;
 use crate::session::{Session, Subscribed};
 use crate::Edge;
 
@@ -149,9 +150,12 @@ async fn subscribe(
     };
     if local == 1 {
         let (hub, core) = (&edge.hub, edge.deps.core.as_ref());
-        if !edge.reporter.report_now(&key, &edge.id(), hub, core).await {
+        let id = edge.id();
+        match edge.reporter.report_now(&key, &id, hub, core).await {
+            Ok(()) => {}
+            Err(channel_core::CoreError::Fenced(_)) => edge.start_afresh(&id),
             // Still subscribed locally; the background reporter retries the count.
-            edge.reporter.mark(&key);
+            Err(_) => edge.reporter.mark(&key),
         }
     } else {
         edge.reporter.mark(&key);
@@ -219,22 +223,33 @@ async fn join(
     name: &str,
     member: Member,
 ) -> Result<String, SubscribeRefusal> {
+    use channel_core::CoreError;
+    edge.removals
+        .forget_leave(&session.app.id, name, &session.socket_id);
+    let id = edge.id();
     let joined = edge
         .deps
         .core
-        .join_presence(
-            &session.app.id,
-            name,
-            &edge.id(),
-            &session.socket_id,
-            member,
-        )
+        .join_presence(&session.app.id, name, &id, &session.socket_id, member)
         .await;
     match joined {
         Ok(members) => Ok(presence::subscription_data(&members)),
-        Err(channel_core::CoreError::PresenceFull(n)) => Err(SubscribeRefusal::PresenceFull(n)),
-        Err(e @ channel_core::CoreError::Unavailable(_)) => {
+        Err(CoreError::PresenceFull(n)) => Err(SubscribeRefusal::PresenceFull(n)),
+        Err(e) => {
             tracing::warn!(channel = name, error = %e, "presence join failed");
+            if let CoreError::Fenced(_) = e {
+                edge.start_afresh(&id);
+            } else {
+                // The join may have landed before the call failed (a timeout): take it back,
+                // or the member would stay until this edge dies.
+                let leave = Removal::Leave {
+                    app_id: session.app_id.clone(),
+                    channel: name.into(),
+                    edge: id,
+                    socket_id: session.socket_id.clone(),
+                };
+                edge.removals.send(leave, edge.deps.core.as_ref()).await;
+            }
             Err(SubscribeRefusal::CoreUnavailable)
         }
     }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::hub::Index;
+use crate::removals::Removal;
 use crate::session::Session;
 use crate::Edge;
 
@@ -22,14 +23,12 @@ pub(crate) async fn leave(edge: &Edge, session: &mut Session, channel: &str) {
     edge.hub.remove(Index::Channel, &key, &session.socket_id);
     edge.reporter.mark(&key);
     if sub.presence_user.is_some() {
-        let left = edge
-            .deps
-            .core
-            .leave_presence(&session.app.id, channel, &edge.id(), &session.socket_id)
-            .await;
-        if let Err(e) = left {
-            // The edge's lease expiry removes the member if core never hears of this leave.
-            tracing::warn!(app_id = %session.app.id, channel, error = %e, "presence leave failed");
-        }
+        let leave = Removal::Leave {
+            app_id: session.app_id.clone(),
+            channel: channel.into(),
+            edge: edge.id(),
+            socket_id: session.socket_id.clone(),
+        };
+        edge.removals.send(leave, edge.deps.core.as_ref()).await;
     }
 }

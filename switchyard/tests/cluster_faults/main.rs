@@ -11,6 +11,7 @@ mod support;
 mod backends;
 mod core_restart;
 mod edges;
+mod lost_state;
 
 use cluster::*;
 use serde_json::Value;

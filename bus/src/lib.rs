@@ -35,6 +35,9 @@ pub struct Envelope {
     /// When the HTTP API accepted the trigger this frame comes from (microseconds since the
     /// Unix epoch), for the fan-out latency histogram; `None` for other frames.
     pub accepted_at_us: Option<u64>,
+    /// For `member_added` / `member_removed`: the channel's membership sequence number after
+    /// the change, so an edge can drop a stale event and notice a missed one.
+    pub seq: Option<u64>,
 }
 
 /// Instructions that travel on user subjects.
@@ -52,6 +55,7 @@ impl Envelope {
             control: None,
             trace: None,
             accepted_at_us: None,
+            seq: None,
         }
     }
 
@@ -62,7 +66,14 @@ impl Envelope {
             control: Some(control),
             trace: None,
             accepted_at_us: None,
+            seq: None,
         }
+    }
+
+    /// Stamps a membership event with its sequence number (see [`Envelope::seq`]).
+    pub fn member_seq(mut self, seq: u64) -> Envelope {
+        self.seq = Some(seq);
+        self
     }
 
     /// Stamps when the trigger was accepted (see [`Envelope::accepted_at_us`]).
@@ -115,6 +126,13 @@ pub trait Bus: Send + Sync {
     /// can.
     fn is_connected(&self) -> bool {
         true
+    }
+
+    /// Counts the times the connection came back after a loss. Whatever was published while
+    /// it was down is lost to this node's subscriptions, so a change tells a subscriber to
+    /// re-read the state those messages carried. An in-process bus never loses messages.
+    fn reconnects(&self) -> tokio::sync::watch::Receiver<u64> {
+        tokio::sync::watch::channel(0).1
     }
 }
 

@@ -34,6 +34,7 @@ const EXCEPT_HEADER: HeaderName = HeaderName::from_static("Sy-Except");
 const CONTROL_HEADER: HeaderName = HeaderName::from_static("Sy-Control");
 const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static("traceparent");
 const ACCEPTED_AT_HEADER: HeaderName = HeaderName::from_static("Sy-Accepted-At");
+const SEQ_HEADER: HeaderName = HeaderName::from_static("Sy-Seq");
 const TERMINATE_USER: &str = "terminate-user";
 
 /// A [`Bus`] over one NATS connection. Cloning shares the connection.
@@ -46,6 +47,8 @@ const TERMINATE_USER: &str = "terminate-user";
 #[derive(Clone, Debug)]
 pub struct NatsBus {
     client: Client,
+    /// Bumped each time the connection comes back (see [`Bus::reconnects`]).
+    reconnects: tokio::sync::watch::Receiver<u64>,
 }
 
 impl NatsBus {
@@ -58,6 +61,8 @@ impl NatsBus {
     pub const TRACEPARENT_HEADER: &'static str = "traceparent";
     /// [`Envelope::accepted_at_us`] in decimal.
     pub const ACCEPTED_AT_HEADER: &'static str = "Sy-Accepted-At";
+    /// [`Envelope::seq`] in decimal.
+    pub const SEQ_HEADER: &'static str = "Sy-Seq";
 
     /// Waits until everything published so far has been written to the server: for a
     /// short-lived process (the CLI) that must not exit with a message still buffered.
@@ -77,7 +82,17 @@ impl NatsBus {
     pub async fn connect(url: &str) -> Result<NatsBus, BusError> {
         let servers: Vec<&str> = url.split(',').map(str::trim).collect();
         let shown = loggable_url(url);
+        let (bump, reconnects) = tokio::sync::watch::channel(0u64);
         let options = ConnectOptions::new()
+            .event_callback(move |event| {
+                // Every connect counts, the first too: a subscriber treats any change as
+                // "re-read", which costs nothing before it holds state. async-nats sends the
+                // event before it re-subscribes, so a re-read should wait a moment.
+                if let async_nats::Event::Connected = event {
+                    bump.send_modify(|n| *n += 1);
+                }
+                std::future::ready(())
+            })
             .name("switchyard")
             .connection_timeout(CONNECT_TIMEOUT)
             .ping_interval(PING_INTERVAL)
@@ -89,7 +104,7 @@ impl NatsBus {
             .await
             .map_err(|_| unavailable(format!("connecting to NATS at {shown} timed out")))?
             .map_err(|e| unavailable(format!("connecting to NATS at {shown}: {e}")))?;
-        Ok(NatsBus { client })
+        Ok(NatsBus { client, reconnects })
     }
 
     /// Fails fast instead of letting async-nats queue work for a connection that is down:
@@ -179,6 +194,10 @@ impl Bus for NatsBus {
         self.ensure_connected().is_ok()
     }
 
+    fn reconnects(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reconnects.clone()
+    }
+
     async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError> {
         let subscribed = self.try_subscribe(subject).await;
         if subscribed.is_err() {
@@ -205,6 +224,7 @@ async fn forward(mut subscriber: Subscriber, tx: mpsc::UnboundedSender<Envelope>
                     control: routing.control,
                     trace: routing.trace,
                     accepted_at_us: routing.accepted_at_us,
+                    seq: routing.seq,
                 };
                 if tx.send(envelope).is_err() {
                     return;
@@ -252,6 +272,9 @@ fn encode_headers(envelope: &Envelope) -> Result<HeaderMap, BusError> {
     if let Some(at) = envelope.accepted_at_us {
         headers.insert(ACCEPTED_AT_HEADER, at.to_string().as_str());
     }
+    if let Some(seq) = envelope.seq {
+        headers.insert(SEQ_HEADER, seq.to_string().as_str());
+    }
     Ok(headers)
 }
 
@@ -262,6 +285,7 @@ struct Routing {
     control: Option<Control>,
     trace: Option<TraceParent>,
     accepted_at_us: Option<u64>,
+    seq: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -291,11 +315,16 @@ fn decode(headers: Option<&HeaderMap>) -> Result<Routing, DecodeError> {
     let accepted_at_us = headers
         .get(ACCEPTED_AT_HEADER)
         .and_then(|value| value.as_str().parse().ok());
+    // A malformed number is read as missing: the edge then treats the event as untracked.
+    let seq = headers
+        .get(SEQ_HEADER)
+        .and_then(|value| value.as_str().parse().ok());
     Ok(Routing {
         except_socket,
         control,
         trace,
         accepted_at_us,
+        seq,
     })
 }
 
@@ -313,6 +342,7 @@ mod tests {
         assert_eq!(CONTROL_HEADER.to_string(), NatsBus::CONTROL_HEADER);
         assert_eq!(TRACEPARENT_HEADER.to_string(), NatsBus::TRACEPARENT_HEADER);
         assert_eq!(ACCEPTED_AT_HEADER.to_string(), NatsBus::ACCEPTED_AT_HEADER);
+        assert_eq!(SEQ_HEADER.to_string(), NatsBus::SEQ_HEADER);
     }
 
     #[test]
@@ -327,6 +357,7 @@ mod tests {
                 sampled: true,
             }),
             accepted_at_us: Some(1_700_000_000_000_000),
+            seq: Some(42),
         };
         let headers = encode_headers(&envelope).expect("encode");
         assert_eq!(
@@ -349,6 +380,7 @@ mod tests {
                 control: envelope.control,
                 trace: envelope.trace,
                 accepted_at_us: envelope.accepted_at_us,
+                seq: Some(42),
             }
         );
     }

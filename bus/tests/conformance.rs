@@ -135,8 +135,10 @@ async fn routing_headers_survive_the_round_trip(buses: Buses) {
             control: Some(Control::TerminateUser),
             trace: None,
             accepted_at_us: None,
+            seq: None,
         },
         Envelope::frame("stamped", None).accepted_at(1_700_000_000_000_001),
+        Envelope::frame("member", None).member_seq(7),
     ];
     let mut sub = buses.subscriber.subscribe(&subject).await.expect("sub");
     for envelope in &envelopes {
@@ -372,6 +374,7 @@ async fn nats_wire_format_is_the_frame_plus_headers() {
         control: Some(Control::TerminateUser),
         trace: None,
         accepted_at_us: None,
+        seq: Some(12),
     };
     bus.publish(&subject, envelope.clone()).await.expect("pub");
     let message = timeout(RECV_TIMEOUT, raw_sub.next())
@@ -387,4 +390,5 @@ async fn nats_wire_format_is_the_frame_plus_headers() {
         Some("terminate-user")
     );
     assert_eq!(header(NatsBus::TRACEPARENT_HEADER), None);
+    assert_eq!(header(NatsBus::SEQ_HEADER).as_deref(), Some("12"));
 }

@@ -85,6 +85,24 @@ impl Core {
         except: Option<&str>,
     ) {
         let env = Envelope::frame(frame, except.map(str::to_owned));
+        self.publish_envelope(app_id, channel, env).await;
+    }
+
+    /// A `member_added` / `member_removed` frame, stamped with the membership sequence
+    /// number the change took.
+    pub(crate) async fn publish_member_event(
+        &self,
+        app_id: &str,
+        channel: &str,
+        frame: String,
+        except: Option<&str>,
+        seq: u64,
+    ) {
+        let env = Envelope::frame(frame, except.map(str::to_owned)).member_seq(seq);
+        self.publish_envelope(app_id, channel, env).await;
+    }
+
+    async fn publish_envelope(&self, app_id: &str, channel: &str, env: Envelope) {
         if let Err(e) = self
             .bus
             .publish(&channel_subject(app_id, channel), env)
@@ -201,11 +219,13 @@ impl Core {
         }
     }
 
-    /// A user's last connection left a presence channel: tell the channel and the webhooks.
-    pub(crate) async fn member_left(&self, app_id: &str, channel: &str, user_id: String) {
+    /// A user's last connection left a presence channel (the change took membership number
+    /// `seq`): tell the channel and the webhooks.
+    pub(crate) async fn member_left(&self, app_id: &str, channel: &str, user_id: String, seq: u64) {
         let data = presence::member_removed_data(&user_id);
         let frame = frame::channel_event("pusher_internal:member_removed", channel, &data, None);
-        self.publish(app_id, channel, frame, None).await;
+        self.publish_member_event(app_id, channel, frame, None, seq)
+            .await;
         if let Some(app) = self.app(app_id).await {
             let key = HoldKey {
                 app_id: app.id.clone(),

@@ -7,6 +7,7 @@ use switchyard_webhook::WebhookEvent;
 
 use crate::core::Core;
 use crate::hold::HoldKey;
+use crate::store::Presence;
 use crate::{CachedEvent, CoreError, CountReport};
 
 /// What an edge calls: its counts and lease, presence, sign-ins, admission, cache reads.
@@ -19,9 +20,10 @@ pub trait EdgeCore: Send + Sync {
     /// An edge's current subscriber counts for the listed channels (absolute, not deltas).
     async fn report_counts(&self, edge: &str, reports: Vec<CountReport>) -> Result<(), CoreError>;
 
-    /// Adds a presence connection; returns the member list (the new member included).
-    /// Publishes `member_added` (excluding `socket_id`) when this is the user's first
-    /// connection on the channel.
+    /// Adds a presence connection; returns the member list (the new member included) and its
+    /// membership sequence number. Publishes `member_added` (excluding `socket_id`) when this
+    /// is the user's first connection on the channel. Joining again with the same socket
+    /// changes nothing, so a join whose answer was lost may be retried.
     async fn join_presence(
         &self,
         app_id: &str,
@@ -29,7 +31,11 @@ pub trait EdgeCore: Send + Sync {
         edge: &str,
         socket_id: &str,
         member: Member,
-    ) -> Result<Vec<Member>, CoreError>;
+    ) -> Result<Presence, CoreError>;
+
+    /// A presence channel's members and membership sequence number, for an edge that missed
+    /// some `member_added` / `member_removed` events and must bring its clients' lists right.
+    async fn presence(&self, app_id: &str, channel: &str) -> Result<Presence, CoreError>;
 
     /// Removes a presence connection; publishes `member_removed` after the user's last.
     async fn leave_presence(
@@ -101,7 +107,7 @@ impl EdgeCore for Core {
         edge: &str,
         socket_id: &str,
         member: Member,
-    ) -> Result<Vec<Member>, CoreError> {
+    ) -> Result<Presence, CoreError> {
         let app = self
             .app(app_id)
             .await
@@ -120,7 +126,8 @@ impl EdgeCore for Core {
         if result.first {
             let data = presence::member_added_data(&member);
             let frame = frame::channel_event("pusher_internal:member_added", channel, &data, None);
-            self.publish(app_id, channel, frame, Some(socket_id)).await;
+            self.publish_member_event(app_id, channel, frame, Some(socket_id), result.seq)
+                .await;
             let key = HoldKey {
                 app_id: app.id.clone(),
                 channel: channel.to_owned(),
@@ -132,7 +139,14 @@ impl EdgeCore for Core {
             };
             self.arrival(&app, key, event).await;
         }
-        Ok(result.members)
+        Ok(Presence {
+            members: result.members,
+            seq: result.seq,
+        })
+    }
+
+    async fn presence(&self, app_id: &str, channel: &str) -> Result<Presence, CoreError> {
+        self.store.presence(app_id, channel).await
     }
 
     async fn leave_presence(
@@ -146,7 +160,8 @@ impl EdgeCore for Core {
             return Ok(());
         };
         if left.last {
-            self.member_left(app_id, channel, left.user_id).await;
+            self.member_left(app_id, channel, left.user_id, left.seq)
+                .await;
         }
         Ok(())
     }

@@ -22,7 +22,7 @@ pub use redis_store::RedisStore;
 pub use service::{run, CoreConfig, CoreDeps, HOLD_CHECK_EVERY};
 pub use store::{
     CacheStore, ChannelStore, CountStore, CountTransition, DueHold, HoldStore, Holding, JoinResult,
-    LeaseStore, LeaveResult, LimitStore, PresenceStore, ReapResult, UserStore,
+    LeaseStore, LeaveResult, LimitStore, Presence, PresenceStore, ReapResult, UserStore,
 };
 
 /// Counts for one channel, as the HTTP API reports them.

@@ -35,8 +35,9 @@ impl Core {
             match holding {
                 Holding::Channel { app_id, channel } => {
                     let reaped = self.store.reap_channel(&app_id, &channel, edge).await?;
-                    for user_id in reaped.users_left {
-                        self.member_left(&app_id, &channel, user_id).await;
+                    let first_seq = reaped.seq + 1 - reaped.users_left.len() as u64;
+                    for (n, user_id) in (first_seq..).zip(reaped.users_left) {
+                        self.member_left(&app_id, &channel, user_id, n).await;
                     }
                     self.on_count_change(&app_id, channel, reaped.transition)
                         .await;

@@ -30,6 +30,7 @@ conformance!(
     counts_sum_across_edges,
     presence_first_and_last_across_edges_and_sockets,
     members_keep_join_order_and_first_user_info,
+    membership_numbers_count_each_change_and_restart_when_empty,
     member_limit_refuses_only_new_users,
     leave_of_a_non_member_is_none,
     occupied_filters_by_prefix_with_user_counts,
@@ -127,6 +128,7 @@ async fn presence_first_and_last_across_edges_and_sockets(s: Store) {
     let not_last = Some(LeaveResult {
         user_id: "u".into(),
         last: false,
+        seq: 1,
     });
     assert_eq!(
         s.leave("a", ch, "e1", "1.1").await.expect("leave"),
@@ -144,6 +146,30 @@ async fn presence_first_and_last_across_edges_and_sockets(s: Store) {
 
     let j = s.join("a", ch, "e1", "1.1", member("u"), 100).await;
     assert!(j.expect("join").first, "a user who left is new again");
+}
+
+async fn membership_numbers_count_each_change_and_restart_when_empty(s: Store) {
+    let ch = "presence-seq";
+    let seq = |j: Result<channel_core::JoinResult, CoreError>| j.expect("join").seq;
+    assert_eq!(seq(s.join("a", ch, "e1", "1.1", member("u"), 10).await), 1);
+    assert_eq!(seq(s.join("a", ch, "e1", "1.2", member("v"), 10).await), 2);
+    assert_eq!(
+        seq(s.join("a", ch, "e2", "2.1", member("u"), 10).await),
+        2,
+        "a further connection of a member changes nothing"
+    );
+    let left = s.leave("a", ch, "e1", "1.1").await.expect("leave");
+    assert_eq!(left.map(|l| (l.last, l.seq)), Some((false, 2)));
+    let left = s.leave("a", ch, "e2", "2.1").await.expect("leave");
+    assert_eq!(left.map(|l| (l.last, l.seq)), Some((true, 3)));
+    let now = s.presence("a", ch).await.expect("presence");
+    assert_eq!((now.members, now.seq), (vec![member("v")], 3));
+
+    let reaped = s.reap_channel("a", ch, "e1").await.expect("reap");
+    assert_eq!((reaped.users_left, reaped.seq), (vec!["v".to_owned()], 4));
+    let now = s.presence("a", ch).await.expect("presence");
+    assert_eq!((now.members.len(), now.seq), (0, 0), "empty starts again");
+    assert_eq!(seq(s.join("a", ch, "e1", "1.3", member("w"), 10).await), 1);
 }
 
 async fn members_keep_join_order_and_first_user_info(s: Store) {

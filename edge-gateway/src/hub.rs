@@ -4,21 +4,23 @@
 //! turned into `Utf8Bytes` once per edge and cloned (a reference count) into each socket's
 //! bounded queue; a socket whose queue is full is closed with 4100 instead of slowing the rest.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use channel_core::Presence;
 use switchyard_bus::{Bus, BusError, Control, Envelope};
 use switchyard_protocol::CloseCode;
 use switchyard_telemetry::metrics::{self, AppMetrics};
 use switchyard_telemetry::trace;
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::field::Empty;
 use tracing::Span;
 
 use crate::peer::Peer;
+use crate::presence_view::{parse_change, Verdict, View};
 
 /// (app id, channel or user id)
 pub(crate) type Key = (Arc<str>, Arc<str>);
@@ -28,6 +30,9 @@ pub(crate) struct Hub {
     channels: Mutex<HashMap<Key, Local>>,
     users: Mutex<HashMap<Key, Local>>,
     watchers: Mutex<HashMap<Key, Local>>,
+    /// Presence channels whose views missed events and must be re-read from core.
+    resync: Mutex<HashSet<Key>>,
+    resync_wanted: Notify,
 }
 
 /// Local sockets of one channel or user, and the bus subscription feeding them.
@@ -39,6 +44,9 @@ struct Local {
     emptied: Option<Instant>,
     /// The app's metrics, held so a fan-out looks nothing up.
     metrics: Arc<AppMetrics>,
+    /// For a presence channel, what its local subscribers know of the members (see
+    /// [`presence_view`](crate::presence_view)); `None` until the first join answers.
+    presence: Option<Box<View>>,
 }
 
 /// The task that moves bus messages into the hub; aborting it drops the bus subscription.
@@ -91,6 +99,7 @@ impl Hub {
             feed: Arc::new(OnceCell::new()),
             emptied: None,
             metrics: metrics::app(&key.0),
+            presence: None,
         });
         let added = local
             .sockets
@@ -100,6 +109,9 @@ impl Hub {
             local.metrics.subscriptions.inc();
             if local.sockets.len() == 1 {
                 local.metrics.channels.inc();
+                // Nobody here relies on the old view; the first join's answer starts a new one
+                // (the channel may have emptied and started its numbers again meanwhile).
+                local.presence = None;
             }
         }
         local.emptied = None;
@@ -172,10 +184,17 @@ impl Hub {
         } else {
             Span::none()
         };
-        let map = lock(self.map(index));
-        let Some(local) = map.get(key) else {
+        let mut map = lock(self.map(index));
+        let Some(local) = map.get_mut(key) else {
             return;
         };
+        if let (Some(seq), Some(view)) = (envelope.seq, local.presence.as_mut()) {
+            match view.apply(seq, parse_change(&envelope.payload)) {
+                Verdict::Deliver => {}
+                Verdict::Stale => return,
+                Verdict::Gap => self.want_resync(key),
+            }
+        }
         if let Some(Control::TerminateUser) = envelope.control {
             for peer in local.sockets.values() {
                 peer.close(CloseCode::Unauthorized);
@@ -206,6 +225,61 @@ impl Hub {
         if let Some(accepted) = envelope.accepted_at_us {
             m.fanout_latency
                 .observe_us(now_us().saturating_sub(accepted));
+        }
+    }
+}
+
+impl Hub {
+    /// Starts the channel's presence view from a join's answer, unless one is running.
+    pub(crate) fn init_presence(&self, key: &Key, presence: &Presence) {
+        if let Some(local) = lock(&self.channels).get_mut(key) {
+            if local.presence.is_none() {
+                local.presence = Some(Box::new(View::new(presence)));
+            }
+        }
+    }
+
+    /// Marks a presence channel for re-reading from core.
+    pub(crate) fn want_resync(&self, key: &Key) {
+        lock(&self.resync).insert(key.clone());
+        self.resync_wanted.notify_one();
+    }
+
+    /// Marks every presence channel with a view (after the bus lost messages).
+    pub(crate) fn want_resync_all(&self) {
+        let keys: Vec<Key> = lock(&self.channels)
+            .iter()
+            .filter(|(_, local)| local.presence.is_some())
+            .map(|(key, _)| key.clone())
+            .collect();
+        lock(&self.resync).extend(keys);
+        self.resync_wanted.notify_one();
+    }
+
+    /// Waits until some channel is marked, then takes the marks.
+    pub(crate) async fn resync_wanted(&self) -> Vec<Key> {
+        self.resync_wanted.notified().await;
+        lock(&self.resync).drain().collect()
+    }
+
+    /// Brings the channel's view to `now`, telling its local subscribers what changed.
+    pub(crate) fn resync(&self, key: &Key, now: &Presence) {
+        let mut map = lock(&self.channels);
+        let Some(local) = map.get_mut(key) else {
+            return;
+        };
+        let Some(view) = local.presence.as_mut() else {
+            return;
+        };
+        let frames = view.resync(&key.1, now);
+        if !frames.is_empty() {
+            tracing::info!(app_id = %key.0, channel = %key.1, events = frames.len(), "presence resynced");
+        }
+        for frame in frames {
+            let text = Utf8Bytes::from(frame);
+            for peer in local.sockets.values() {
+                peer.send(text.clone());
+            }
         }
     }
 }

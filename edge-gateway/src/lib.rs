@@ -10,10 +10,12 @@ mod events;
 mod hub;
 mod lease;
 mod peer;
+mod presence_view;
 mod removals;
 
 pub use peer::slow_consumers_closed;
 mod reporter;
+mod resync;
 mod session;
 mod upgrade;
 
@@ -139,6 +141,7 @@ impl Edge {
         });
         tokio::spawn(edge.clone().report());
         tokio::spawn(edge.clone().beat());
+        tokio::spawn(edge.clone().resync());
         tokio::spawn(edge.clone().sweep());
         tokio::spawn(edge.clone().watch_apps());
         tokio::spawn(edge.clone().send_away_on_shutdown());

@@ -1,7 +1,7 @@
 //! Conversions between the core traits' types and the wire messages ([`Arg`] for arguments,
 //! [`Reply`] for results), and the one mapping of `CoreError` to gRPC status and back.
 
-use channel_core::{CachedEvent, ChannelCounts, CoreError, CountReport, Quota};
+use channel_core::{CachedEvent, ChannelCounts, CoreError, CountReport, Presence, Quota};
 use switchyard_protocol::presence::Member;
 use tonic::{Code, Status};
 
@@ -184,10 +184,26 @@ impl Reply<v1::MembersReply> for Vec<Member> {
     fn to_wire(self) -> v1::MembersReply {
         v1::MembersReply {
             members: self.into_iter().map(member_to_wire).collect(),
+            seq: 0,
         }
     }
     fn from_wire(wire: v1::MembersReply) -> Self {
         wire.members.into_iter().map(member_from_wire).collect()
+    }
+}
+
+impl Reply<v1::MembersReply> for Presence {
+    fn to_wire(self) -> v1::MembersReply {
+        v1::MembersReply {
+            members: self.members.into_iter().map(member_to_wire).collect(),
+            seq: self.seq,
+        }
+    }
+    fn from_wire(wire: v1::MembersReply) -> Self {
+        Presence {
+            members: wire.members.into_iter().map(member_from_wire).collect(),
+            seq: wire.seq,
+        }
     }
 }
 

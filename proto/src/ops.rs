@@ -4,7 +4,9 @@
 //! side; arguments and results cross the wire through `convert::{Arg, Reply}`.
 
 use async_trait::async_trait;
-use channel_core::{ApiCore, CachedEvent, ChannelCounts, CoreError, CountReport, EdgeCore, Quota};
+use channel_core::{
+    ApiCore, CachedEvent, ChannelCounts, CoreError, CountReport, EdgeCore, Presence, Quota,
+};
 use switchyard_protocol::presence::Member;
 use tonic::{Request, Response, Status};
 
@@ -68,7 +70,8 @@ core_ops! {
             ReportCountsRequest => Empty;
         join_presence "JoinPresence"
             (app_id: &str, channel: &str, edge: &str, socket_id: &str, member: Member)
-            -> Vec<Member>, JoinPresenceRequest => MembersReply;
+            -> Presence, JoinPresenceRequest => MembersReply;
+        presence "Presence" (app_id: &str, channel: &str) -> Presence, ChannelRef => MembersReply;
         leave_presence "LeavePresence" (app_id: &str, channel: &str, edge: &str, socket_id: &str)
             -> (), ConnectionRef => Empty;
         cache_get "CacheGet" (app_id: &str, channel: &str) -> Option<CachedEvent>,

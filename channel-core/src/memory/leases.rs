@@ -105,6 +105,7 @@ impl LeaseStore for MemoryStore {
                     after: 0,
                 },
                 users_left: Vec::new(),
+                seq: 0,
             });
         };
         let before = ch.total;
@@ -121,6 +122,9 @@ impl LeaseStore for MemoryStore {
             ch.users.remove(user_id);
         }
         ch.order.retain(|id| ch.users.contains_key(id));
+        ch.seq += users_left.len() as u64;
+        let seq = ch.seq;
+        ch.reset_seq_if_no_members();
         let after = ch.total;
         if ch.is_empty() {
             state.channels.remove(&k);
@@ -128,6 +132,7 @@ impl LeaseStore for MemoryStore {
         Ok(ReapResult {
             transition: CountTransition { before, after },
             users_left,
+            seq,
         })
     }
 

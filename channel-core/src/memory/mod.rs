@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use switchyard_protocol::presence::Member;
 
 use crate::store::{
-    CacheStore, CountStore, CountTransition, JoinResult, LeaveResult, PresenceStore,
+    CacheStore, CountStore, CountTransition, JoinResult, LeaveResult, Presence, PresenceStore,
 };
 use crate::{ChannelCounts, CoreError};
 use holds::Holds;
@@ -53,11 +53,26 @@ struct ChannelState {
     /// user id → (member, its connections as (edge, socket)); insertion order kept in `order`.
     users: HashMap<String, (Member, Vec<(String, String)>)>,
     order: Vec<String>,
+    /// Membership sequence number; 0 again once `users` is empty.
+    seq: u64,
 }
 
 impl ChannelState {
     fn is_empty(&self) -> bool {
         self.total == 0 && self.users.is_empty()
+    }
+
+    fn members(&self) -> Vec<Member> {
+        self.order
+            .iter()
+            .filter_map(|id| self.users.get(id).map(|(m, _)| m.clone()))
+            .collect()
+    }
+
+    fn reset_seq_if_no_members(&mut self) {
+        if self.users.is_empty() {
+            self.seq = 0;
+        }
     }
 
     fn counts(&self) -> ChannelCounts {
@@ -177,15 +192,15 @@ impl PresenceStore for MemoryStore {
                 ch.order.push(member.user_id.clone());
                 ch.users
                     .insert(member.user_id.clone(), (member, vec![conn]));
+                ch.seq += 1;
                 true
             }
         };
-        let members = ch
-            .order
-            .iter()
-            .filter_map(|id| ch.users.get(id).map(|(m, _)| m.clone()))
-            .collect();
-        Ok(JoinResult { first, members })
+        Ok(JoinResult {
+            first,
+            members: ch.members(),
+            seq: ch.seq,
+        })
     }
 
     async fn leave(
@@ -211,23 +226,24 @@ impl PresenceStore for MemoryStore {
         if last {
             ch.users.remove(&user_id);
             ch.order.retain(|id| id != &user_id);
+            ch.seq += 1;
         }
+        let seq = ch.seq;
+        ch.reset_seq_if_no_members();
         if ch.is_empty() {
             state.channels.remove(&k);
         }
-        Ok(Some(LeaveResult { user_id, last }))
+        Ok(Some(LeaveResult { user_id, last, seq }))
     }
 
-    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, CoreError> {
+    async fn presence(&self, app_id: &str, channel: &str) -> Result<Presence, CoreError> {
         let state = self.lock();
         Ok(state
             .channels
             .get(&key(app_id, channel))
-            .map(|ch| {
-                ch.order
-                    .iter()
-                    .filter_map(|id| ch.users.get(id).map(|(m, _)| m.clone()))
-                    .collect()
+            .map(|ch| Presence {
+                members: ch.members(),
+                seq: ch.seq,
             })
             .unwrap_or_default())
     }

@@ -15,6 +15,7 @@
 //! | `ns:{app}:conn:<channel>` | HASH | `len(edge):edge:socket` → user id |
 //! | `ns:{app}:ucnt:<channel>` | HASH | user id → presence connections |
 //! | `ns:{app}:esock:<len>:<channel>:<edge>` | SET | the edge's presence sockets |
+//! | `ns:{app}:mseq:<channel>` | STRING | membership sequence number (gone with the last member) |
 //! | `ns:{app}:occupied` | ZSET | channels with a total above zero, by name |
 //! | `ns:{app}:cache:<channel>` | STRING | last cache-channel frame, with PX expiry |
 //! | `ns:{app}:online:<user>` | SET | `len(edge):edge:socket` signed in as the user |
@@ -125,6 +126,11 @@ impl AppKeys {
     /// SET of the socket ids `edge` has in a presence channel, so reaping visits only those.
     pub(super) fn edge_sockets(&self, channel: &str, edge: &str) -> String {
         format!("{}:esock:{}:{channel}:{edge}", self.prefix, channel.len())
+    }
+
+    /// STRING: the channel's membership sequence number.
+    pub(super) fn member_seq(&self, channel: &str) -> String {
+        self.of("mseq", channel)
     }
 
     /// ZSET (all scores 0, so ordered by name) of channels whose total is above zero.

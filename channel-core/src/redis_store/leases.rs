@@ -98,14 +98,17 @@ impl LeaseStore for RedisStore {
             .key(app.edge_sockets(channel, edge))
             .key(app.occupied())
             .key(app.holdings(edge))
+            .key(app.member_seq(channel))
             .arg(edge)
             .arg(channel)
             .arg(conn_prefix(edge))
             .arg(channel_holding(channel));
-        let (before, after, users_left): (u64, u64, Vec<String>) = self.eval(&inv).await?;
+        let (before, after, users_left, seq): (u64, u64, Vec<String>, u64) =
+            self.eval(&inv).await?;
         Ok(ReapResult {
             transition: CountTransition { before, after },
             users_left,
+            seq,
         })
     }
 

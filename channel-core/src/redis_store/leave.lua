@@ -1,8 +1,10 @@
 -- leave: removes one presence connection.
 -- KEYS: 1 members, 2 join order, 3 connections (conn -> user), 4 connections per user,
---       5 this edge's sockets, 6 counts (edge -> count), 7 this edge's holdings
+--       5 this edge's sockets, 6 counts (edge -> count), 7 this edge's holdings,
+--       8 membership sequence number
 -- ARGV: 1 conn, 2 socket, 3 edge, 4 holding
--- Returns nil when the connection was not a member, else {user, 1 | 0 (last connection)}.
+-- Returns nil when the connection was not a member, else {user, 1 | 0 (last connection),
+-- sequence number}. The number goes with the last member (it starts again from 0).
 local user = redis.call('HGET', KEYS[3], ARGV[1])
 if not user then
   return false
@@ -17,8 +19,14 @@ if redis.call('HINCRBY', KEYS[4], user, -1) <= 0 then
   redis.call('ZREM', KEYS[2], user)
   last = 1
 end
+local seq = tonumber(redis.call('GET', KEYS[8]) or 0) + last
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[8])
+elseif last == 1 then
+  redis.call('SET', KEYS[8], seq)
+end
 
 if redis.call('SCARD', KEYS[5]) == 0 and redis.call('HEXISTS', KEYS[6], ARGV[3]) == 0 then
   redis.call('SREM', KEYS[7], ARGV[4])
 end
-return {user, last}
+return {user, last, seq}

@@ -31,7 +31,7 @@ use redis::Value;
 use switchyard_protocol::presence::Member;
 
 use crate::store::{
-    CacheStore, CountStore, CountTransition, JoinResult, LeaveResult, PresenceStore,
+    CacheStore, CountStore, CountTransition, JoinResult, LeaveResult, Presence, PresenceStore,
 };
 use crate::{ChannelCounts, CoreError};
 use connection::{ttl_ms, unavailable, Write};
@@ -173,6 +173,7 @@ impl PresenceStore for RedisStore {
                 .key(app.user_conns(channel))
                 .key(app.edge_sockets(channel, edge))
                 .key(app.holdings(edge))
+                .key(app.member_seq(channel))
                 .arg(conn(edge, socket_id))
                 .arg(socket_id)
                 .arg(&member.user_id)
@@ -181,7 +182,7 @@ impl PresenceStore for RedisStore {
                 .arg(channel_holding(channel));
             inv
         };
-        let (first, flat): (i64, Vec<String>) =
+        let (first, flat, seq): (i64, Vec<String>, u64) =
             self.eval_guarded(edge, app_id, Write::Adds, base).await?;
         if first < 0 {
             return Err(CoreError::PresenceFull(max_members));
@@ -189,6 +190,7 @@ impl PresenceStore for RedisStore {
         Ok(JoinResult {
             first: first == 1,
             members: members_from_pairs(flat),
+            seq,
         })
     }
 
@@ -208,31 +210,39 @@ impl PresenceStore for RedisStore {
             .key(app.edge_sockets(channel, edge))
             .key(app.counts(channel))
             .key(app.holdings(edge))
+            .key(app.member_seq(channel))
             .arg(conn(edge, socket_id))
             .arg(socket_id)
             .arg(edge)
             .arg(channel_holding(channel));
-        let left: Option<(String, i64)> = self.eval(&inv).await?;
-        Ok(left.map(|(user_id, last)| LeaveResult {
+        let left: Option<(String, i64, u64)> = self.eval(&inv).await?;
+        Ok(left.map(|(user_id, last, seq)| LeaveResult {
             user_id,
             last: last == 1,
+            seq,
         }))
     }
 
-    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, CoreError> {
+    async fn presence(&self, app_id: &str, channel: &str) -> Result<Presence, CoreError> {
         let app = self.keys.app(app_id);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .zrange(app.order(channel), 0, -1)
-            .hgetall(app.members(channel));
-        let (order, mut infos): (Vec<String>, HashMap<String, String>) = self.query(&pipe).await?;
-        Ok(order
+            .hgetall(app.members(channel))
+            .get(app.member_seq(channel));
+        let (order, mut infos, seq): (Vec<String>, HashMap<String, String>, Option<u64>) =
+            self.query(&pipe).await?;
+        let members = order
             .into_iter()
             .filter_map(|user_id| {
                 let user_info = infos.remove(&user_id)?;
                 Some(Member { user_id, user_info })
             })
-            .collect())
+            .collect();
+        Ok(Presence {
+            members,
+            seq: seq.unwrap_or(0),
+        })
     }
 }
 

@@ -1,8 +1,10 @@
 -- reap_channel: removes a dead edge's count and presence connections in one channel.
 -- KEYS: 1 counts, 2 members, 3 join order, 4 connections (conn -> user),
---       5 connections per user, 6 this edge's sockets, 7 occupied index, 8 this edge's holdings
+--       5 connections per user, 6 this edge's sockets, 7 occupied index, 8 this edge's holdings,
+--       9 membership sequence number
 -- ARGV: 1 edge, 2 channel, 3 conn prefix of the edge, 4 holding
--- Returns {total before, total after, {users whose last connection was on the edge}}.
+-- Returns {total before, total after, {users whose last connection was on the edge},
+-- sequence number after their removals}.
 local function total()
   local sum = 0
   for _, n in ipairs(redis.call('HVALS', KEYS[1])) do
@@ -30,6 +32,12 @@ for _, socket in ipairs(redis.call('SMEMBERS', KEYS[6])) do
   end
 end
 redis.call('DEL', KEYS[6])
+local seq = tonumber(redis.call('GET', KEYS[9]) or 0) + #left
+if redis.call('HLEN', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[9])
+elseif #left > 0 then
+  redis.call('SET', KEYS[9], seq)
+end
 
 if after > 0 then
   redis.call('ZADD', KEYS[7], 0, ARGV[2])
@@ -37,4 +45,4 @@ else
   redis.call('ZREM', KEYS[7], ARGV[2])
 end
 redis.call('SREM', KEYS[8], ARGV[4])
-return {before, after, left}
+return {before, after, left, seq}

@@ -59,6 +59,18 @@ pub struct JoinResult {
     /// This was the user's first connection on the channel.
     pub first: bool,
     pub members: Vec<Member>,
+    /// The channel's membership sequence number after the join (see [`Presence::seq`]).
+    pub seq: u64,
+}
+
+/// A presence channel's members and the sequence number of the change that made them so.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Presence {
+    pub members: Vec<Member>,
+    /// Every member added or removed counts one up, in the same atomic step as the change,
+    /// so `member_added` / `member_removed` events can be ordered and an edge that missed
+    /// one can tell. It starts again from 0 once the channel has no members.
+    pub seq: u64,
 }
 
 /// A held webhook whose time has come.
@@ -87,6 +99,9 @@ pub struct ReapResult {
     pub transition: CountTransition,
     /// Users whose last connection on the channel was on the dead edge.
     pub users_left: Vec<String>,
+    /// The membership sequence number after the reap; the removals of `users_left` took the
+    /// numbers just up to it, in order.
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,4 +109,6 @@ pub struct LeaveResult {
     pub user_id: String,
     /// This was the user's last connection on the channel.
     pub last: bool,
+    /// The membership sequence number after the leave (changed only when `last`).
+    pub seq: u64,
 }

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use switchyard_protocol::presence::Member;
 
-use super::{JoinResult, LeaveResult};
+use super::{JoinResult, LeaveResult, Presence};
 use crate::CoreError;
 
 /// Presence members: each user's connections (edge, socket) in a channel.
@@ -9,7 +9,8 @@ use crate::CoreError;
 /// Contract: a user is a member while at least one of its connections is; `join` reports the
 /// user's first connection and `leave` its last, each in the same atomic step as the change,
 /// so `member_added` and `member_removed` are decided exactly once across the cluster. Members
-/// are listed in join order with the user info of their first connection.
+/// are listed in join order with the user info of their first connection. Each member added
+/// or removed takes the channel's next membership sequence number in the same step.
 #[async_trait]
 pub trait PresenceStore: Send + Sync {
     /// Adds (edge, socket) as a connection of `member.user_id`. A new user beyond
@@ -33,5 +34,10 @@ pub trait PresenceStore: Send + Sync {
         socket_id: &str,
     ) -> Result<Option<LeaveResult>, CoreError>;
 
-    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, CoreError>;
+    /// The members, in join order, with the sequence number they are current as of.
+    async fn presence(&self, app_id: &str, channel: &str) -> Result<Presence, CoreError>;
+
+    async fn members(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, CoreError> {
+        Ok(self.presence(app_id, channel).await?.members)
+    }
 }

@@ -141,7 +141,10 @@ async fn subscribe(
     let data = match &member {
         None => "{}".to_owned(),
         Some(member) => match join(edge, session, name, member.clone()).await {
-            Ok(data) => data,
+            Ok(presence) => {
+                edge.hub.init_presence(&key, &presence);
+                presence::subscription_data(&presence.members)
+            }
             Err(refusal) => {
                 edge.hub.remove(Index::Channel, &key, &session.socket_id);
                 return Err(refusal);
@@ -222,7 +225,7 @@ async fn join(
     session: &Session,
     name: &str,
     member: Member,
-) -> Result<String, SubscribeRefusal> {
+) -> Result<channel_core::Presence, SubscribeRefusal> {
     use channel_core::CoreError;
     edge.removals
         .forget_leave(&session.app.id, name, &session.socket_id);
@@ -233,7 +236,7 @@ async fn join(
         .join_presence(&session.app.id, name, &id, &session.socket_id, member)
         .await;
     match joined {
-        Ok(members) => Ok(presence::subscription_data(&members)),
+        Ok(presence) => Ok(presence),
         Err(CoreError::PresenceFull(n)) => Err(SubscribeRefusal::PresenceFull(n)),
         Err(e) => {
             tracing::warn!(channel = name, error = %e, "presence join failed");

@@ -68,6 +68,9 @@ pub struct ConnectionRef {
 pub struct MembersReply {
     #[prost(message, repeated, tag = "1")]
     pub members: ::prost::alloc::vec::Vec<Member>,
+    /// The membership sequence number the list is current as of (JoinPresence, Presence).
+    #[prost(uint64, tag = "2")]
+    pub seq: u64,
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -376,6 +379,28 @@ pub mod channel_core_client {
             let mut req = request.into_request();
             req.extensions_mut()
                 .insert(GrpcMethod::new("switchyard.v1.ChannelCore", "Members"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// An edge re-reading a presence channel after it missed membership events.
+        pub async fn presence(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ChannelRef>,
+        ) -> std::result::Result<tonic::Response<super::MembersReply>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchyard.v1.ChannelCore/Presence",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("switchyard.v1.ChannelCore", "Presence"));
             self.inner.unary(req, path, codec).await
         }
         pub async fn channel(
@@ -696,6 +721,11 @@ pub mod channel_core_server {
             &self,
             request: tonic::Request<super::ChannelRef>,
         ) -> std::result::Result<tonic::Response<super::MembersReply>, tonic::Status>;
+        /// An edge re-reading a presence channel after it missed membership events.
+        async fn presence(
+            &self,
+            request: tonic::Request<super::ChannelRef>,
+        ) -> std::result::Result<tonic::Response<super::MembersReply>, tonic::Status>;
         async fn channel(
             &self,
             request: tonic::Request<super::ChannelRef>,
@@ -998,6 +1028,49 @@ pub mod channel_core_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = MembersSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchyard.v1.ChannelCore/Presence" => {
+                    #[allow(non_camel_case_types)]
+                    struct PresenceSvc<T: ChannelCore>(pub Arc<T>);
+                    impl<T: ChannelCore> tonic::server::UnaryService<super::ChannelRef>
+                    for PresenceSvc<T> {
+                        type Response = super::MembersReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ChannelRef>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ChannelCore>::presence(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = PresenceSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

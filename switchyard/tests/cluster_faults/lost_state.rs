@@ -1,6 +1,7 @@
-//! State core lost or never heard of: Redis losing every key, and a leave sent while core was
-//! down. Neither may leave a ghost member behind.
+//! State lost on the way: Redis losing every key, a leave sent while core was down, membership
+//! events published while NATS was down. None may leave a member list wrong.
 
+use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -121,4 +122,95 @@ async fn a_leave_while_core_is_down_is_sent_when_it_returns() {
     .await;
     assert_eq!(string_data(&removed), json!({"user_id": "B"}), "{removed}");
     expect_users(&rest, &presence, &["A"], WAIT).await;
+}
+
+/// Applies the membership events `client` receives to `list` (as pusher-js does) until it
+/// equals `want`; panics with the list it has after `bound`.
+async fn list_becomes(
+    client: &mut Client,
+    channel: &str,
+    list: &mut BTreeSet<String>,
+    want: &[&str],
+    bound: Duration,
+) -> Duration {
+    let started = Instant::now();
+    let want: BTreeSet<String> = want.iter().map(|u| u.to_string()).collect();
+    while *list != want {
+        let left = bound.saturating_sub(started.elapsed());
+        match client.next_within(left).await {
+            Some(Incoming::Json(v)) if v["channel"] == channel => {
+                let user = string_data(&v)["user_id"].as_str().map(str::to_owned);
+                match (v["event"].as_str(), user) {
+                    (Some("pusher_internal:member_added"), Some(u)) => {
+                        list.insert(u);
+                    }
+                    (Some("pusher_internal:member_removed"), Some(u)) => {
+                        list.remove(&u);
+                    }
+                    _ => {}
+                }
+            }
+            Some(Incoming::Json(_)) => {}
+            other => panic!("list {list:?}, want {want:?}; then {other:?}"),
+        }
+    }
+    started.elapsed()
+}
+
+/// Members leave and join on one edge while NATS is down, so the other edge's client misses
+/// the events. Once NATS is back, that edge re-reads the channel and brings the list right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_lists_are_right_again_after_a_nats_outage() {
+    let mut c = TestCluster::start(Options {
+        private_nats: true,
+        ..Options::default()
+    })
+    .await;
+    let rest = c.rest();
+    let presence = c.name("presence-gap");
+    let mut watcher = c.connect(0).await;
+    join_presence(&mut watcher, &presence, "O").await;
+    let mut list: BTreeSet<String> = ["O".to_owned()].into();
+    let mut members = Vec::new();
+    for user in ["X", "Y1", "Y2"] {
+        let mut client = c.connect(1).await;
+        join_presence(&mut client, &presence, user).await;
+        members.push(client);
+    }
+    list_becomes(
+        &mut watcher,
+        &presence,
+        &mut list,
+        &["O", "X", "Y1", "Y2"],
+        WAIT,
+    )
+    .await;
+
+    c.nats_backend().kill();
+    // Y1 and Y2 leave and Z1, Z2 join on edge 2 while the bus is down.
+    members.pop().expect("Y2").close().await;
+    members.pop().expect("Y1").close().await;
+    for user in ["Z1", "Z2"] {
+        let mut client = c.connect(1).await;
+        join_presence(&mut client, &presence, user).await;
+        members.push(client);
+    }
+    expect_users(&rest, &presence, &["O", "X", "Z1", "Z2"], WAIT).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    c.nats_backend().start().await;
+    let restarted = Instant::now();
+
+    // Within 5 s of NATS returning (the target), bounded generously here.
+    list_becomes(
+        &mut watcher,
+        &presence,
+        &mut list,
+        &["O", "X", "Z1", "Z2"],
+        Duration::from_secs(15),
+    )
+    .await;
+    eprintln!(
+        "the watcher's list was right {:?} after NATS returned",
+        restarted.elapsed()
+    );
 }

@@ -4,13 +4,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use switchyard_apps::{App, AppStore};
 use switchyard_bus::{channel_subject, watch_subject, Bus, Envelope};
-use switchyard_protocol::presence;
 use switchyard_protocol::{frame, Channel, ChannelKind};
 use switchyard_webhook::{WebhookEvent, WebhookJob, WebhookSink};
+use tokio::sync::Notify;
 
 use crate::hold::HoldKey;
 use crate::store::{ChannelStore, CountTransition};
-use crate::{CoreError, CountReport};
+use crate::CoreError;
 
 /// Channels with more subscribers than this get `subscription_count` at most every
 /// [`BUSY_COUNT_INTERVAL`], as Pusher does, so a busy channel is not flooded by its own churn.
@@ -36,6 +36,8 @@ pub struct Core {
     last_count_event: Mutex<HashMap<(String, String), Instant>>,
     pub(crate) hold: Duration,
     pub(crate) lease_ttl: Duration,
+    /// Wakes the relay: a change just wrote effects to the outbox.
+    pub(crate) relay: Notify,
 }
 
 impl Core {
@@ -53,6 +55,7 @@ impl Core {
             last_count_event: Mutex::new(HashMap::new()),
             hold: WEBHOOK_HOLD,
             lease_ttl: LEASE_TTL,
+            relay: Notify::new(),
         }
     }
 
@@ -77,17 +80,6 @@ impl Core {
         self.apps.by_id(app_id).await.ok().flatten()
     }
 
-    pub(crate) async fn publish(
-        &self,
-        app_id: &str,
-        channel: &str,
-        frame: String,
-        except: Option<&str>,
-    ) {
-        let env = Envelope::frame(frame, except.map(str::to_owned));
-        self.publish_envelope(app_id, channel, env).await;
-    }
-
     /// A `member_added` / `member_removed` frame, stamped with the membership sequence
     /// number the change took.
     pub(crate) async fn publish_member_event(
@@ -97,24 +89,21 @@ impl Core {
         frame: String,
         except: Option<&str>,
         seq: u64,
-    ) {
+    ) -> Result<(), CoreError> {
         let env = Envelope::frame(frame, except.map(str::to_owned)).member_seq(seq);
-        self.publish_envelope(app_id, channel, env).await;
-    }
-
-    async fn publish_envelope(&self, app_id: &str, channel: &str, env: Envelope) {
-        if let Err(e) = self
-            .bus
+        self.bus
             .publish(&channel_subject(app_id, channel), env)
             .await
-        {
-            tracing::warn!(app_id, channel, error = %e, "bus publish failed");
-        }
+            .map_err(|e| CoreError::Unavailable(e.to_string()))
     }
 
-    pub(crate) async fn webhook(&self, app: &App, event: WebhookEvent) {
+    /// Sends a webhook event to the queue, retrying briefly. If the queue stays down, the job
+    /// is parked with the held webhooks, due at once, so the relay keeps retrying it without
+    /// holding up broadcasts; an error (both down) leaves the effect it belongs to for the
+    /// relay to carry out again.
+    pub(crate) async fn webhook(&self, app: &App, event: WebhookEvent) -> Result<(), CoreError> {
         if app.webhooks.is_empty() {
-            return;
+            return Ok(());
         }
         let job = WebhookJob {
             app_id: app.id.clone(),
@@ -122,21 +111,29 @@ impl Core {
             time_ms: now_ms(),
             only_url: None,
         };
-        if let Err(e) = switchyard_webhook::push_with_retry(self.webhooks.as_ref(), job).await {
-            tracing::error!(app_id = %app.id, error = %e, "webhook enqueue failed; event dropped");
-        }
+        let Err(e) = switchyard_webhook::push_with_retry(self.webhooks.as_ref(), job.clone()).await
+        else {
+            return Ok(());
+        };
+        tracing::warn!(app_id = %app.id, error = %e, "webhook queue unavailable; parking the job");
+        let json =
+            serde_json::to_string(&job).map_err(|e| CoreError::Unavailable(e.to_string()))?;
+        let key = format!("r{:016x}", rand::random::<u64>());
+        self.store.hold(&app.id, &key, json, Duration::ZERO).await
     }
 
-    pub(crate) async fn publish_watch(&self, app_id: &str, user_id: &str, name: &str) {
+    pub(crate) async fn publish_watch(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        name: &str,
+    ) -> Result<(), CoreError> {
         let frame = frame::watchlist_event(name, &[user_id]);
         let subject = watch_subject(app_id, user_id);
-        if let Err(e) = self
-            .bus
+        self.bus
             .publish(&subject, Envelope::frame(frame, None))
             .await
-        {
-            tracing::warn!(app_id, error = %e, "watchlist publish failed");
-        }
+            .map_err(|e| CoreError::Unavailable(e.to_string()))
     }
 
     /// Whether a `subscription_count` event is due for this channel now.
@@ -161,28 +158,21 @@ impl Core {
         due
     }
 
-    pub(crate) async fn apply_report(
-        &self,
-        edge: &str,
-        report: CountReport,
-    ) -> Result<(), CoreError> {
-        let t = self
-            .store
-            .set_edge_count(&report.app_id, &report.channel, edge, report.count)
-            .await?;
-        self.on_count_change(&report.app_id, report.channel, t)
-            .await;
-        Ok(())
-    }
-
     /// Emits what a change of a channel's cluster-wide count means: occupied / vacated
-    /// webhooks and the subscription_count event.
-    pub(crate) async fn on_count_change(&self, app_id: &str, channel: String, t: CountTransition) {
+    /// webhooks and the subscription_count event. Webhooks go first: if one fails, the effect
+    /// is carried out again later, and a late `subscription_count` could undo a newer one, so
+    /// the broadcast is sent once the webhooks are in and is never retried.
+    pub(crate) async fn on_count_change(
+        &self,
+        app_id: &str,
+        channel: String,
+        t: CountTransition,
+    ) -> Result<(), CoreError> {
         if t.before == t.after {
-            return;
+            return Ok(());
         }
         let Some(app) = self.app(app_id).await else {
-            return;
+            return Ok(());
         };
         let key = HoldKey {
             app_id: app.id.clone(),
@@ -193,12 +183,12 @@ impl Core {
             let event = WebhookEvent::ChannelOccupied {
                 channel: channel.clone(),
             };
-            self.arrival(&app, key, event).await;
+            self.arrival(&app, key, event).await?;
         } else if t.vacated() {
             let event = WebhookEvent::ChannelVacated {
                 channel: channel.clone(),
             };
-            self.departure(app.clone(), key, event).await;
+            self.departure(&app, key, event).await?;
         }
         let is_presence =
             Channel::parse(&channel, usize::MAX).is_ok_and(|c| c.kind() == ChannelKind::Presence);
@@ -206,38 +196,22 @@ impl Core {
             && !is_presence
             && self.count_event_due(&app.id, &channel, t.after)
         {
+            let event = WebhookEvent::SubscriptionCount {
+                channel: channel.clone(),
+                subscription_count: t.after,
+            };
+            self.webhook(&app, event).await?;
             let frame = frame::subscription_count(&channel, t.after);
-            self.publish(&app.id, &channel, frame, None).await;
-            self.webhook(
-                &app,
-                WebhookEvent::SubscriptionCount {
-                    channel,
-                    subscription_count: t.after,
-                },
-            )
-            .await;
+            let env = Envelope::frame(frame, None);
+            if let Err(e) = self
+                .bus
+                .publish(&channel_subject(&app.id, &channel), env)
+                .await
+            {
+                tracing::warn!(app_id, channel, error = %e, "subscription_count publish failed");
+            }
         }
-    }
-
-    /// A user's last connection left a presence channel (the change took membership number
-    /// `seq`): tell the channel and the webhooks.
-    pub(crate) async fn member_left(&self, app_id: &str, channel: &str, user_id: String, seq: u64) {
-        let data = presence::member_removed_data(&user_id);
-        let frame = frame::channel_event("pusher_internal:member_removed", channel, &data, None);
-        self.publish_member_event(app_id, channel, frame, None, seq)
-            .await;
-        if let Some(app) = self.app(app_id).await {
-            let key = HoldKey {
-                app_id: app.id.clone(),
-                channel: channel.to_owned(),
-                user_id: Some(user_id.clone()),
-            };
-            let event = WebhookEvent::MemberRemoved {
-                channel: channel.to_owned(),
-                user_id,
-            };
-            self.departure(app, key, event).await;
-        }
+        Ok(())
     }
 }
 

@@ -1,12 +1,10 @@
 //! What edges need from core, and core's answer to it.
 
 use async_trait::async_trait;
-use switchyard_protocol::frame;
-use switchyard_protocol::presence::{self, Member};
+use switchyard_protocol::presence::Member;
 use switchyard_webhook::WebhookEvent;
 
 use crate::core::Core;
-use crate::hold::HoldKey;
 use crate::store::Presence;
 use crate::{CachedEvent, CoreError, CountReport};
 
@@ -95,7 +93,13 @@ pub trait EdgeCore: Send + Sync {
 impl EdgeCore for Core {
     async fn report_counts(&self, edge: &str, reports: Vec<CountReport>) -> Result<(), CoreError> {
         for report in reports {
-            self.apply_report(edge, report).await?;
+            let t = self
+                .store
+                .set_edge_count(&report.app_id, &report.channel, edge, report.count)
+                .await?;
+            if t.before != t.after {
+                self.relay.notify_one();
+            }
         }
         Ok(())
     }
@@ -119,25 +123,12 @@ impl EdgeCore for Core {
                 channel,
                 edge,
                 socket_id,
-                member.clone(),
+                member,
                 app.max_presence_members,
             )
             .await?;
         if result.first {
-            let data = presence::member_added_data(&member);
-            let frame = frame::channel_event("pusher_internal:member_added", channel, &data, None);
-            self.publish_member_event(app_id, channel, frame, Some(socket_id), result.seq)
-                .await;
-            let key = HoldKey {
-                app_id: app.id.clone(),
-                channel: channel.to_owned(),
-                user_id: Some(member.user_id.clone()),
-            };
-            let event = WebhookEvent::MemberAdded {
-                channel: channel.to_owned(),
-                user_id: member.user_id,
-            };
-            self.arrival(&app, key, event).await;
+            self.relay.notify_one();
         }
         Ok(Presence {
             members: result.members,
@@ -156,12 +147,9 @@ impl EdgeCore for Core {
         edge: &str,
         socket_id: &str,
     ) -> Result<(), CoreError> {
-        let Some(left) = self.store.leave(app_id, channel, edge, socket_id).await? else {
-            return Ok(());
-        };
-        if left.last {
-            self.member_left(app_id, channel, left.user_id, left.seq)
-                .await;
+        let left = self.store.leave(app_id, channel, edge, socket_id).await?;
+        if left.is_some_and(|l| l.last) {
+            self.relay.notify_one();
         }
         Ok(())
     }
@@ -177,7 +165,11 @@ impl EdgeCore for Core {
                 let event = WebhookEvent::CacheMiss {
                     channel: channel.to_owned(),
                 };
-                self.webhook(&app, event).await;
+                // A read changes nothing, so there is no outbox entry: the webhook is sent or
+                // parked here, and a failure of both is only logged.
+                if let Err(e) = self.webhook(&app, event).await {
+                    tracing::warn!(app_id, channel, error = %e, "cache_miss webhook lost");
+                }
             }
         }
         Ok(cached.map(CachedEvent::from_stored))
@@ -195,7 +187,7 @@ impl EdgeCore for Core {
             .user_connect(app_id, user_id, edge, socket_id)
             .await?
         {
-            self.publish_watch(app_id, user_id, "online").await;
+            self.relay.notify_one();
         }
         Ok(())
     }
@@ -212,7 +204,7 @@ impl EdgeCore for Core {
             .user_disconnect(app_id, user_id, edge, socket_id)
             .await?
         {
-            self.publish_watch(app_id, user_id, "offline").await;
+            self.relay.notify_one();
         }
         Ok(())
     }

@@ -5,12 +5,10 @@
 //! The holds live in the store, so every core replica sees them: a return handled by another
 //! replica cancels a hold, and a replica that dies loses none (another sends it when due).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_apps::App;
 use switchyard_webhook::{WebhookEvent, WebhookJob};
-use tokio_util::sync::CancellationToken;
 
 use crate::core::{now_ms, Core};
 use crate::store::DueHold;
@@ -33,6 +31,15 @@ pub(crate) struct HoldKey {
 }
 
 impl HoldKey {
+    /// One member of a presence channel.
+    pub(crate) fn member(app_id: &str, channel: &str, user_id: &str) -> HoldKey {
+        HoldKey {
+            app_id: app_id.to_owned(),
+            channel: channel.to_owned(),
+            user_id: Some(user_id.to_owned()),
+        }
+    }
+
     /// The key's name in the store: distinct for every (channel, user) pair.
     fn field(&self) -> String {
         match &self.user_id {
@@ -44,45 +51,47 @@ impl HoldKey {
 
 impl Core {
     /// A return (occupied / member added): sent unless it cancels a held leave.
-    pub(crate) async fn arrival(&self, app: &App, key: HoldKey, event: WebhookEvent) {
+    pub(crate) async fn arrival(
+        &self,
+        app: &App,
+        key: HoldKey,
+        event: WebhookEvent,
+    ) -> Result<(), CoreError> {
         if app.webhooks.is_empty() {
-            return;
+            return Ok(());
         }
         match self.store.cancel_hold(&key.app_id, &key.field()).await {
-            Ok(true) => {}
+            Ok(true) => Ok(()),
             Ok(false) => self.webhook(app, event).await,
             Err(e) => {
                 // Better a leave and a return both sent than a return lost.
                 tracing::warn!(app_id = %app.id, error = %e, "webhook hold check failed");
-                self.webhook(app, event).await;
+                self.webhook(app, event).await
             }
         }
     }
 
     /// A leave (vacated / member removed): sent after the hold unless the key returns.
-    pub(crate) async fn departure(&self, app: Arc<App>, key: HoldKey, event: WebhookEvent) {
+    pub(crate) async fn departure(
+        &self,
+        app: &App,
+        key: HoldKey,
+        event: WebhookEvent,
+    ) -> Result<(), CoreError> {
         if app.webhooks.is_empty() {
-            return;
+            return Ok(());
         }
         let job = WebhookJob {
             app_id: app.id.clone(),
-            event: event.clone(),
+            event,
             time_ms: now_ms(),
             only_url: None,
         };
-        let held = match serde_json::to_string(&job) {
-            Ok(json) => {
-                self.store
-                    .hold(&key.app_id, &key.field(), json, self.hold)
-                    .await
-            }
-            Err(e) => Err(crate::CoreError::Unavailable(e.to_string())),
-        };
-        if let Err(e) = held {
-            // Sent at once rather than lost.
-            tracing::warn!(app_id = %app.id, error = %e, "webhook hold failed; sending now");
-            self.webhook(&app, event).await;
-        }
+        let json =
+            serde_json::to_string(&job).map_err(|e| CoreError::Unavailable(e.to_string()))?;
+        self.store
+            .hold(&key.app_id, &key.field(), json, self.hold)
+            .await
     }
 
     /// Sends the held webhooks whose time has come; returns how many.
@@ -110,21 +119,6 @@ impl Core {
             }
         }
         self.store.forget_hold(hold).await
-    }
-
-    /// Sends due holds every `every` until `shutdown`. Any number of replicas may run this.
-    pub async fn run_holds(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            if let Err(e) = self.release_due_holds().await {
-                tracing::warn!(error = %e, "sending held webhooks failed; will retry");
-            }
-        }
     }
 }
 

@@ -11,6 +11,7 @@ mod hold;
 mod memory;
 mod reaper;
 mod redis_store;
+mod relay;
 mod service;
 mod store;
 
@@ -21,8 +22,9 @@ pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
 pub use service::{run, CoreConfig, CoreDeps, HOLD_CHECK_EVERY};
 pub use store::{
-    CacheStore, ChannelStore, CountStore, CountTransition, DueHold, HoldStore, Holding, JoinResult,
-    LeaseStore, LeaveResult, LimitStore, Presence, PresenceStore, ReapResult, UserStore,
+    CacheStore, ChannelStore, CountStore, CountTransition, DueHold, Effect, HoldStore, Holding,
+    JoinResult, LeaseStore, LeaveResult, LimitStore, OutboxStore, PendingEffect, Presence,
+    PresenceStore, ReapResult, UserStore,
 };
 
 /// Counts for one channel, as the HTTP API reports them.

@@ -33,19 +33,14 @@ impl Core {
         self.store.fence_edge(edge).await?;
         for holding in self.store.edge_holdings(edge).await? {
             match holding {
+                // The store writes each removal's effects with it; the relay sends them.
                 Holding::Channel { app_id, channel } => {
-                    let reaped = self.store.reap_channel(&app_id, &channel, edge).await?;
-                    let first_seq = reaped.seq + 1 - reaped.users_left.len() as u64;
-                    for (n, user_id) in (first_seq..).zip(reaped.users_left) {
-                        self.member_left(&app_id, &channel, user_id, n).await;
-                    }
-                    self.on_count_change(&app_id, channel, reaped.transition)
-                        .await;
+                    self.store.reap_channel(&app_id, &channel, edge).await?;
+                    self.relay.notify_one();
                 }
                 Holding::User { app_id, user_id } => {
-                    if self.store.reap_user(&app_id, &user_id, edge).await? {
-                        self.publish_watch(&app_id, &user_id, "offline").await;
-                    }
+                    self.store.reap_user(&app_id, &user_id, edge).await?;
+                    self.relay.notify_one();
                 }
                 Holding::Connections { app_id } => {
                     self.store.reap_connections(&app_id, edge).await?;

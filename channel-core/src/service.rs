@@ -51,6 +51,6 @@ pub async fn run(config: CoreConfig, core: Arc<Core>, shutdown: CancellationToke
     tokio::join!(
         core.clone()
             .run_reaper(config.reap_interval, shutdown.clone()),
-        core.run_holds(config.hold_check, shutdown),
+        core.run_relay(config.hold_check, shutdown),
     );
 }

@@ -12,6 +12,7 @@
 //! | `LeaseStore` | `support/edges.rs`, `support/fencing.rs`; `reap_connections` in `support/limits.rs` |
 //! | `LimitStore` | connections in `support/limits.rs`, `take_quota` in `support/quotas.rs` |
 //! | `HoldStore` | `support/holds.rs` |
+//! | `OutboxStore` | `support/outbox.rs` |
 
 mod support;
 
@@ -23,6 +24,7 @@ use support::edges::*;
 use support::fencing::*;
 use support::holds::*;
 use support::limits::*;
+use support::outbox::*;
 use support::quotas::*;
 use support::{member, Store};
 
@@ -66,6 +68,9 @@ conformance!(
     forget_keeps_a_newer_hold_of_the_same_key,
     claims_respect_the_limit_and_hand_out_each_hold_once,
     concurrent_claimers_get_each_hold_once,
+    changes_write_their_effects_in_order,
+    reaping_writes_the_removals_and_the_count,
+    an_unforgotten_effect_comes_back_after_its_claim,
 );
 
 fn counts(subscription_count: u64, user_count: u64) -> ChannelCounts {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{key, MemoryStore};
-use crate::store::{CountTransition, Holding, LeaseStore, ReapResult, FENCED_FOR};
+use crate::store::{CountTransition, Effect, Holding, LeaseStore, ReapResult, FENCED_FOR};
 use crate::CoreError;
 
 #[async_trait]
@@ -122,12 +122,30 @@ impl LeaseStore for MemoryStore {
             ch.users.remove(user_id);
         }
         ch.order.retain(|id| ch.users.contains_key(id));
+        let first_seq = ch.seq + 1;
         ch.seq += users_left.len() as u64;
         let seq = ch.seq;
         ch.reset_seq_if_no_members();
         let after = ch.total;
         if ch.is_empty() {
             state.channels.remove(&k);
+        }
+        let now = Instant::now();
+        for (n, user_id) in (first_seq..).zip(&users_left) {
+            let effect = Effect::MemberRemoved {
+                channel: channel.to_owned(),
+                user_id: user_id.clone(),
+                seq: n,
+            };
+            state.outbox.emit(now, app_id, effect);
+        }
+        if before != after {
+            let effect = Effect::Count {
+                channel: channel.to_owned(),
+                before,
+                after,
+            };
+            state.outbox.emit(now, app_id, effect);
         }
         Ok(ReapResult {
             transition: CountTransition { before, after },
@@ -147,6 +165,12 @@ impl LeaseStore for MemoryStore {
         let last = had > 0 && conns.is_empty();
         if conns.is_empty() {
             state.online.remove(&k);
+        }
+        if last {
+            let effect = Effect::Offline {
+                user_id: user_id.to_owned(),
+            };
+            state.outbox.emit(Instant::now(), app_id, effect);
         }
         Ok(last)
     }

@@ -6,15 +6,18 @@ use async_trait::async_trait;
 use switchyard_protocol::presence::Member;
 
 use crate::store::{
-    CacheStore, CountStore, CountTransition, JoinResult, LeaveResult, Presence, PresenceStore,
+    CacheStore, CountStore, CountTransition, Effect, JoinResult, LeaveResult, Presence,
+    PresenceStore,
 };
 use crate::{ChannelCounts, CoreError};
 use holds::Holds;
 use limits::Limits;
+use outbox::Outbox;
 
 mod holds;
 mod leases;
 mod limits;
+mod outbox;
 mod users;
 
 type Key = (String, String);
@@ -41,6 +44,7 @@ struct State {
     last_sweep: Option<Instant>,
     limits: Limits,
     holds: Holds,
+    outbox: Outbox,
 }
 
 /// How often expired cache entries are swept; reads ignore them in between.
@@ -133,6 +137,14 @@ impl CountStore for MemoryStore {
         if ch.is_empty() {
             state.channels.remove(&k);
         }
+        if before != after {
+            let effect = Effect::Count {
+                channel: channel.to_owned(),
+                before,
+                after,
+            };
+            state.outbox.emit(Instant::now(), app_id, effect);
+        }
         Ok(CountTransition { before, after })
     }
 
@@ -191,16 +203,27 @@ impl PresenceStore for MemoryStore {
             None => {
                 ch.order.push(member.user_id.clone());
                 ch.users
-                    .insert(member.user_id.clone(), (member, vec![conn]));
+                    .insert(member.user_id.clone(), (member.clone(), vec![conn]));
                 ch.seq += 1;
                 true
             }
         };
-        Ok(JoinResult {
+        let result = JoinResult {
             first,
             members: ch.members(),
             seq: ch.seq,
-        })
+        };
+        if first {
+            let effect = Effect::MemberAdded {
+                channel: channel.to_owned(),
+                user_id: member.user_id,
+                user_info: member.user_info,
+                except: Some(socket_id.to_owned()),
+                seq: result.seq,
+            };
+            state.outbox.emit(Instant::now(), app_id, effect);
+        }
+        Ok(result)
     }
 
     async fn leave(
@@ -232,6 +255,14 @@ impl PresenceStore for MemoryStore {
         ch.reset_seq_if_no_members();
         if ch.is_empty() {
             state.channels.remove(&k);
+        }
+        if last {
+            let effect = Effect::MemberRemoved {
+                channel: channel.to_owned(),
+                user_id: user_id.clone(),
+                seq,
+            };
+            state.outbox.emit(Instant::now(), app_id, effect);
         }
         Ok(Some(LeaveResult { user_id, last, seq }))
     }

@@ -1,9 +1,11 @@
 //! Signed-in users in memory.
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 
 use super::{key, MemoryStore};
-use crate::store::UserStore;
+use crate::store::{Effect, UserStore};
 use crate::CoreError;
 
 #[async_trait]
@@ -19,10 +21,18 @@ impl UserStore for MemoryStore {
         state.admit_write(edge)?;
         let conns = state.online.entry(key(app_id, user_id)).or_default();
         let conn = (edge.to_owned(), socket_id.to_owned());
-        if !conns.contains(&conn) {
+        let added = !conns.contains(&conn);
+        if added {
             conns.push(conn);
         }
-        Ok(conns.len() == 1)
+        let first = conns.len() == 1;
+        if first && added {
+            let effect = Effect::Online {
+                user_id: user_id.to_owned(),
+            };
+            state.outbox.emit(Instant::now(), app_id, effect);
+        }
+        Ok(first)
     }
 
     async fn user_disconnect(
@@ -42,6 +52,12 @@ impl UserStore for MemoryStore {
         let last = before > 0 && conns.is_empty();
         if conns.is_empty() {
             state.online.remove(&k);
+        }
+        if last {
+            let effect = Effect::Offline {
+                user_id: user_id.to_owned(),
+            };
+            state.outbox.emit(Instant::now(), app_id, effect);
         }
         Ok(last)
     }

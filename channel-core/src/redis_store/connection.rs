@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, RedisResult, ScriptInvocation};
+use redis::{ErrorKind, FromRedisValue, RedisResult, ScriptInvocation, ServerErrorKind};
 use switchyard_telemetry::{metrics, trace};
 use tracing::{Instrument, Span};
 
@@ -24,6 +24,12 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 pub(super) enum Write {
     Adds,
     Removes,
+}
+
+/// The code of the script's error reply inside a pipeline's error, such as `FENCED`.
+fn guard_code(e: &redis::RedisError) -> Option<String> {
+    let errors = e.clone().into_server_errors()?;
+    errors.first().map(|(_, error)| error.code().to_owned())
 }
 
 /// The guard's refusals (see `guard.lua`).
@@ -88,9 +94,9 @@ impl RedisStore {
             inv
         };
         if let Write::Removes = write {
-            return self.eval(&run("-")).await;
+            return self.eval_outbox(app_id, &run("-")).await;
         }
-        match self.eval_guard(&run("0")).await? {
+        match self.eval_guard(app_id, &run("0")).await? {
             Ok(value) => return Ok(value),
             Err(Guard::Fenced) => return Err(CoreError::Fenced(edge.to_owned())),
             Err(Guard::Unregistered) => {}
@@ -105,22 +111,52 @@ impl RedisStore {
         if registered == 0 {
             return Err(CoreError::Fenced(edge.to_owned()));
         }
-        match self.eval_guard(&run("1")).await? {
+        match self.eval_guard(app_id, &run("1")).await? {
             Ok(value) => Ok(value),
             Err(_) => Err(CoreError::Fenced(edge.to_owned())),
         }
     }
 
-    /// Runs a guarded script; the inner error is the guard's refusal.
+    /// Runs a script that may write effects to `app_id`'s outbox (see `outbox.lua`).
+    pub(super) async fn eval_outbox<T: FromRedisValue>(
+        &self,
+        app_id: &str,
+        inv: &ScriptInvocation<'_>,
+    ) -> Result<T, CoreError> {
+        match self.eval_guard(app_id, inv).await? {
+            Ok(value) => Ok(value),
+            Err(_) => Err(unavailable("an unguarded script refused as guarded")),
+        }
+    }
+
+    /// Runs a script, listing `app_id` among the apps with effects first in the same round
+    /// trip (written first, the list is at worst a superset; see `claim_effects`); the inner
+    /// error is the guard's refusal.
     async fn eval_guard<T: FromRedisValue>(
         &self,
+        app_id: &str,
         inv: &ScriptInvocation<'_>,
     ) -> Result<Result<T, Guard>, CoreError> {
+        let mut pipe = redis::pipe();
+        pipe.sadd(self.keys.effect_apps(), app_id)
+            .ignore()
+            .invoke_script(inv);
         let mut con = self.con.clone();
         let call = async {
-            match tokio::time::timeout(TIMEOUT, inv.invoke_async(&mut con)).await {
-                Ok(Ok(value)) => Ok(Ok(value)),
-                Ok(Err(e)) => match e.code() {
+            let sent = tokio::time::timeout(TIMEOUT, async {
+                // A pipeline does not load scripts by itself: after a Redis restart or
+                // SCRIPT FLUSH, load and retry once (the SADD is idempotent).
+                match pipe.query_async::<(T,)>(&mut con).await {
+                    Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                        inv.load_async(&mut con).await?;
+                        pipe.query_async::<(T,)>(&mut con).await
+                    }
+                    other => other,
+                }
+            });
+            match sent.await {
+                Ok(Ok((value,))) => Ok(Ok(value)),
+                Ok(Err(e)) => match guard_code(&e).as_deref() {
                     Some("FENCED") => Ok(Err(Guard::Fenced)),
                     Some("UNREGISTERED") => Ok(Err(Guard::Unregistered)),
                     _ => Err(unavailable(e)),
@@ -130,7 +166,7 @@ impl RedisStore {
                 ))),
             }
         };
-        observed("script", "EVALSHA", call).await
+        observed("indexed_script", "SADD EVALSHA", call).await
     }
 
     pub(super) async fn query<T: FromRedisValue>(

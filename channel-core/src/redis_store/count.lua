@@ -1,6 +1,6 @@
 -- set_edge_count: one edge's absolute subscriber count for a channel.
 -- KEYS: 1 counts (edge -> count), 2 this edge's presence sockets, 3 occupied index,
---       4 this edge's holdings
+--       4 this edge's holdings, 5-7 outbox
 -- ARGV: 1 edge, 2 count, 3 channel
 -- Returns {total before, total after}.
 local function total()
@@ -29,5 +29,8 @@ if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('SCARD', KEYS[2]) 
   redis.call('SADD', KEYS[4], holding)
 else
   redis.call('SREM', KEYS[4], holding)
+end
+if before ~= after then
+  emit(KEYS[5], KEYS[6], KEYS[7], {t = 'count', ch = ARGV[3], b = before, a = after})
 end
 return {before, after}

@@ -1,8 +1,8 @@
 -- join: adds one presence connection.
 -- KEYS: 1 members (user -> user_info), 2 join order (zset user -> sequence),
 --       3 connections (conn -> user), 4 connections per user, 5 this edge's sockets,
---       6 this edge's holdings, 7 membership sequence number
--- ARGV: 1 conn, 2 socket, 3 user, 4 user_info, 5 max members, 6 holding
+--       6 this edge's holdings, 7 membership sequence number, 8-10 outbox
+-- ARGV: 1 conn, 2 socket, 3 user, 4 user_info, 5 max members, 6 holding, 7 channel
 -- Returns {1 | 0 (first connection of the user) | -1 (full), {user, info, user, info, ...},
 -- sequence number}.
 local prev = redis.call('HGET', KEYS[3], ARGV[1])
@@ -20,7 +20,9 @@ if prev ~= ARGV[3] then
     end
     redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
     redis.call('ZADD', KEYS[2], seq, ARGV[3])
-    redis.call('INCR', KEYS[7])
+    local mseq = redis.call('INCR', KEYS[7])
+    emit(KEYS[8], KEYS[9], KEYS[10],
+      {t = 'member_added', ch = ARGV[7], u = ARGV[3], i = ARGV[4], x = ARGV[2], s = mseq})
     first = 1
   end
   -- A socket is one connection: joining again under another user id moves it.
@@ -28,7 +30,8 @@ if prev ~= ARGV[3] then
     redis.call('HDEL', KEYS[4], prev)
     redis.call('HDEL', KEYS[1], prev)
     redis.call('ZREM', KEYS[2], prev)
-    redis.call('INCR', KEYS[7])
+    local mseq = redis.call('INCR', KEYS[7])
+    emit(KEYS[8], KEYS[9], KEYS[10], {t = 'member_removed', ch = ARGV[7], u = prev, s = mseq})
   end
   redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
   redis.call('HINCRBY', KEYS[4], ARGV[3], 1)

@@ -25,6 +25,10 @@
 //! | `ns:{app}:holds` | HASH | hold key → held leaving webhook job |
 //! | `ns:{app}:holds-due` | ZSET | hold key → due time in ms by the Redis clock |
 //! | `ns:holds-apps` | SET | apps that may have held webhooks (a superset) |
+//! | `ns:{app}:fx` | HASH | outbox: effect id → effect JSON (see `outbox.lua`) |
+//! | `ns:{app}:fx-due` | ZSET | effect id → when it is due (ms, Redis clock; pushed back by a claim) |
+//! | `ns:{app}:fx-seq` | STRING | the last effect id |
+//! | `ns:fx-apps` | SET | apps that may have effects (a superset) |
 //! | `ns:{app}:edge:<edge>` | SET | what the edge holds in the app (`c<channel>`, `u<user>`, `n`) |
 //! | `ns:{app}:fenced` | ZSET | reaped edges refused in this app → when fenced (ms), for an hour |
 //! | `ns:{app}:edges` | HASH | edges registered in this app (their first write there indexed it) |
@@ -84,6 +88,11 @@ impl Keys {
     /// here never gets a lease or registers in an app again.
     pub(super) fn dead(&self) -> String {
         format!("{}:{{edges}}:dead", self.ns)
+    }
+
+    /// SET of app ids that may have effects in their outbox (a superset).
+    pub(super) fn effect_apps(&self) -> String {
+        format!("{}:fx-apps", self.ns)
     }
 
     /// SET of app ids in which `edge` may hold something (a superset). In the `{edges}`
@@ -161,6 +170,16 @@ impl AppKeys {
     /// ZSET hold key → due time (ms, Redis clock).
     pub(super) fn holds_due(&self) -> String {
         format!("{}:holds-due", self.prefix)
+    }
+
+    /// The app's outbox: HASH effect id → effect JSON, ZSET effect id → due ms, and the
+    /// counter that makes ids.
+    pub(super) fn outbox(&self) -> [String; 3] {
+        [
+            format!("{}:fx", self.prefix),
+            format!("{}:fx-due", self.prefix),
+            format!("{}:fx-seq", self.prefix),
+        ]
     }
 
     /// HASH edge → connections in this app.

@@ -99,12 +99,13 @@ impl LeaseStore for RedisStore {
             .key(app.occupied())
             .key(app.holdings(edge))
             .key(app.member_seq(channel))
+            .key(&app.outbox())
             .arg(edge)
             .arg(channel)
             .arg(conn_prefix(edge))
             .arg(channel_holding(channel));
         let (before, after, users_left, seq): (u64, u64, Vec<String>, u64) =
-            self.eval(&inv).await?;
+            self.eval_outbox(app_id, &inv).await?;
         Ok(ReapResult {
             transition: CountTransition { before, after },
             users_left,
@@ -118,9 +119,11 @@ impl LeaseStore for RedisStore {
         inv.key(app.online(user_id))
             .key(app.user_sockets(user_id, edge))
             .key(app.holdings(edge))
+            .key(&app.outbox())
             .arg(conn_prefix(edge))
-            .arg(user_holding(user_id));
-        self.eval(&inv).await
+            .arg(user_holding(user_id))
+            .arg(user_id);
+        self.eval_outbox(app_id, &inv).await
     }
 
     async fn reap_connections(&self, app_id: &str, edge: &str) -> Result<(), CoreError> {

@@ -1,8 +1,8 @@
 -- leave: removes one presence connection.
 -- KEYS: 1 members, 2 join order, 3 connections (conn -> user), 4 connections per user,
 --       5 this edge's sockets, 6 counts (edge -> count), 7 this edge's holdings,
---       8 membership sequence number
--- ARGV: 1 conn, 2 socket, 3 edge, 4 holding
+--       8 membership sequence number, 9-11 outbox
+-- ARGV: 1 conn, 2 socket, 3 edge, 4 holding, 5 channel
 -- Returns nil when the connection was not a member, else {user, 1 | 0 (last connection),
 -- sequence number}. The number goes with the last member (it starts again from 0).
 local user = redis.call('HGET', KEYS[3], ARGV[1])
@@ -20,6 +20,9 @@ if redis.call('HINCRBY', KEYS[4], user, -1) <= 0 then
   last = 1
 end
 local seq = tonumber(redis.call('GET', KEYS[8]) or 0) + last
+if last == 1 then
+  emit(KEYS[9], KEYS[10], KEYS[11], {t = 'member_removed', ch = ARGV[5], u = user, s = seq})
+end
 if redis.call('HLEN', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[8])
 elseif last == 1 then

@@ -19,6 +19,7 @@ mod holds;
 mod keys;
 mod leases;
 mod limits;
+mod outbox;
 mod scripts;
 mod users;
 
@@ -80,12 +81,14 @@ impl CountStore for RedisStore {
         count: u64,
     ) -> Result<CountTransition, CoreError> {
         let app = self.keys.app(app_id);
+        let outbox = app.outbox();
         let base = || {
             let mut inv = self.scripts.count.prepare_invoke();
             inv.key(app.counts(channel))
                 .key(app.edge_sockets(channel, edge))
                 .key(app.occupied())
                 .key(app.holdings(edge))
+                .key(&outbox)
                 .arg(edge)
                 .arg(count)
                 .arg(channel);
@@ -165,6 +168,7 @@ impl PresenceStore for RedisStore {
         max_members: usize,
     ) -> Result<JoinResult, CoreError> {
         let app = self.keys.app(app_id);
+        let outbox = app.outbox();
         let base = || {
             let mut inv = self.scripts.join.prepare_invoke();
             inv.key(app.members(channel))
@@ -174,12 +178,14 @@ impl PresenceStore for RedisStore {
                 .key(app.edge_sockets(channel, edge))
                 .key(app.holdings(edge))
                 .key(app.member_seq(channel))
+                .key(&outbox)
                 .arg(conn(edge, socket_id))
                 .arg(socket_id)
                 .arg(&member.user_id)
                 .arg(&member.user_info)
                 .arg(max_members)
-                .arg(channel_holding(channel));
+                .arg(channel_holding(channel))
+                .arg(channel);
             inv
         };
         let (first, flat, seq): (i64, Vec<String>, u64) =
@@ -211,11 +217,13 @@ impl PresenceStore for RedisStore {
             .key(app.counts(channel))
             .key(app.holdings(edge))
             .key(app.member_seq(channel))
+            .key(&app.outbox())
             .arg(conn(edge, socket_id))
             .arg(socket_id)
             .arg(edge)
-            .arg(channel_holding(channel));
-        let left: Option<(String, i64, u64)> = self.eval(&inv).await?;
+            .arg(channel_holding(channel))
+            .arg(channel);
+        let left: Option<(String, i64, u64)> = self.eval_outbox(app_id, &inv).await?;
         Ok(left.map(|(user_id, last, seq)| LeaveResult {
             user_id,
             last: last == 1,

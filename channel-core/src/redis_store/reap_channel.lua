@@ -1,7 +1,7 @@
 -- reap_channel: removes a dead edge's count and presence connections in one channel.
 -- KEYS: 1 counts, 2 members, 3 join order, 4 connections (conn -> user),
 --       5 connections per user, 6 this edge's sockets, 7 occupied index, 8 this edge's holdings,
---       9 membership sequence number
+--       9 membership sequence number, 10-12 outbox
 -- ARGV: 1 edge, 2 channel, 3 conn prefix of the edge, 4 holding
 -- Returns {total before, total after, {users whose last connection was on the edge},
 -- sequence number after their removals}.
@@ -32,7 +32,14 @@ for _, socket in ipairs(redis.call('SMEMBERS', KEYS[6])) do
   end
 end
 redis.call('DEL', KEYS[6])
-local seq = tonumber(redis.call('GET', KEYS[9]) or 0) + #left
+local seq = tonumber(redis.call('GET', KEYS[9]) or 0)
+for _, user in ipairs(left) do
+  seq = seq + 1
+  emit(KEYS[10], KEYS[11], KEYS[12], {t = 'member_removed', ch = ARGV[2], u = user, s = seq})
+end
+if before ~= after then
+  emit(KEYS[10], KEYS[11], KEYS[12], {t = 'count', ch = ARGV[2], b = before, a = after})
+end
 if redis.call('HLEN', KEYS[2]) == 0 then
   redis.call('DEL', KEYS[9])
 elseif #left > 0 then

@@ -1,6 +1,6 @@
 //! The Lua scripts, one per decision that must be atomic. Each file documents its KEYS, ARGV
 //! and reply. Scripts that add to what an edge holds start with `guard.lua` (see
-//! `RedisStore::eval_guarded`).
+//! `RedisStore::eval_guarded`); scripts whose change causes effects include `outbox.lua`.
 
 use redis::Script;
 
@@ -23,6 +23,7 @@ pub(super) struct Scripts {
     pub hold_forget: Script,
     pub register_edge: Script,
     pub forget_edge: Script,
+    pub effect_claim: Script,
 }
 
 impl Scripts {
@@ -30,17 +31,35 @@ impl Scripts {
         Scripts {
             count: Script::new(concat!(
                 include_str!("guard.lua"),
+                include_str!("outbox.lua"),
                 include_str!("count.lua")
             )),
-            join: Script::new(concat!(include_str!("guard.lua"), include_str!("join.lua"))),
-            leave: Script::new(include_str!("leave.lua")),
-            reap_channel: Script::new(include_str!("reap_channel.lua")),
+            join: Script::new(concat!(
+                include_str!("guard.lua"),
+                include_str!("outbox.lua"),
+                include_str!("join.lua")
+            )),
+            leave: Script::new(concat!(
+                include_str!("outbox.lua"),
+                include_str!("leave.lua")
+            )),
+            reap_channel: Script::new(concat!(
+                include_str!("outbox.lua"),
+                include_str!("reap_channel.lua")
+            )),
             user_connect: Script::new(concat!(
                 include_str!("guard.lua"),
+                include_str!("outbox.lua"),
                 include_str!("user_connect.lua")
             )),
-            user_disconnect: Script::new(include_str!("user_disconnect.lua")),
-            reap_user: Script::new(include_str!("reap_user.lua")),
+            user_disconnect: Script::new(concat!(
+                include_str!("outbox.lua"),
+                include_str!("user_disconnect.lua")
+            )),
+            reap_user: Script::new(concat!(
+                include_str!("outbox.lua"),
+                include_str!("reap_user.lua")
+            )),
             touch_edge: Script::new(include_str!("touch_edge.lua")),
             claim_edge: Script::new(include_str!("claim_edge.lua")),
             admit_connection: Script::new(concat!(
@@ -55,10 +74,11 @@ impl Scripts {
             hold_forget: Script::new(include_str!("hold_forget.lua")),
             register_edge: Script::new(include_str!("register_edge.lua")),
             forget_edge: Script::new(include_str!("forget_edge.lua")),
+            effect_claim: Script::new(include_str!("effect_claim.lua")),
         }
     }
 
-    pub(super) fn all(&self) -> [&Script; 18] {
+    pub(super) fn all(&self) -> [&Script; 19] {
         [
             &self.count,
             &self.join,
@@ -78,6 +98,7 @@ impl Scripts {
             &self.hold_forget,
             &self.register_edge,
             &self.forget_edge,
+            &self.effect_claim,
         ]
     }
 }

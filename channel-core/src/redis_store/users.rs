@@ -18,14 +18,17 @@ impl UserStore for RedisStore {
         socket_id: &str,
     ) -> Result<bool, CoreError> {
         let app = self.keys.app(app_id);
+        let outbox = app.outbox();
         let base = || {
             let mut inv = self.scripts.user_connect.prepare_invoke();
             inv.key(app.online(user_id))
                 .key(app.user_sockets(user_id, edge))
                 .key(app.holdings(edge))
+                .key(&outbox)
                 .arg(conn(edge, socket_id))
                 .arg(socket_id)
-                .arg(user_holding(user_id));
+                .arg(user_holding(user_id))
+                .arg(user_id);
             inv
         };
         self.eval_guarded(edge, app_id, Write::Adds, base).await
@@ -43,10 +46,12 @@ impl UserStore for RedisStore {
         inv.key(app.online(user_id))
             .key(app.user_sockets(user_id, edge))
             .key(app.holdings(edge))
+            .key(&app.outbox())
             .arg(conn(edge, socket_id))
             .arg(socket_id)
-            .arg(user_holding(user_id));
-        self.eval(&inv).await
+            .arg(user_holding(user_id))
+            .arg(user_id);
+        self.eval_outbox(app_id, &inv).await
     }
 
     async fn users_online(

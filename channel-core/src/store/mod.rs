@@ -9,6 +9,7 @@ mod counts;
 mod holds;
 mod leases;
 mod limits;
+mod outbox;
 mod presence;
 mod users;
 
@@ -19,6 +20,7 @@ pub use counts::CountStore;
 pub use holds::HoldStore;
 pub use leases::LeaseStore;
 pub use limits::LimitStore;
+pub use outbox::{Effect, OutboxStore, PendingEffect};
 pub use presence::PresenceStore;
 pub use users::UserStore;
 
@@ -28,12 +30,26 @@ pub const FENCED_FOR: std::time::Duration = std::time::Duration::from_secs(3600)
 
 /// Every concern of channel state, as one backend provides it.
 pub trait ChannelStore:
-    CountStore + CacheStore + PresenceStore + UserStore + LeaseStore + LimitStore + HoldStore
+    CountStore
+    + CacheStore
+    + PresenceStore
+    + UserStore
+    + LeaseStore
+    + LimitStore
+    + HoldStore
+    + OutboxStore
 {
 }
 
 impl<T> ChannelStore for T where
-    T: CountStore + CacheStore + PresenceStore + UserStore + LeaseStore + LimitStore + HoldStore
+    T: CountStore
+        + CacheStore
+        + PresenceStore
+        + UserStore
+        + LeaseStore
+        + LimitStore
+        + HoldStore
+        + OutboxStore
 {
 }
 

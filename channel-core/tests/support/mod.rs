@@ -6,6 +6,7 @@ pub mod edges;
 pub mod fencing;
 pub mod holds;
 pub mod limits;
+pub mod outbox;
 pub mod quotas;
 mod redis_only;
 

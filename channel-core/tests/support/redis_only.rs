@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use channel_core::{
-    CoreError, CountStore, Holding, LeaseStore, PresenceStore, RedisStore, UserStore,
+    CoreError, CountStore, Holding, LeaseStore, OutboxStore, PresenceStore, RedisStore, UserStore,
 };
 
 use super::member;
@@ -84,6 +84,12 @@ async fn leaves_no_keys_behind() {
         s.reap_user("a", "u", "e2").await.expect("reap");
         s.forget_edge("e1").await.expect("forget");
         s.forget_edge("e2").await.expect("forget");
+        // A relay carries out the effects and forgets them; an empty outbox is unlisted.
+        let claim = Duration::from_secs(60);
+        for effect in s.claim_effects(claim, 100).await.expect("claim") {
+            s.forget_effect(&effect).await.expect("forget");
+        }
+        assert!(s.claim_effects(claim, 100).await.expect("claim").is_empty());
     })
     .await;
     let left = super::keys_of(&ns).await;
@@ -99,7 +105,8 @@ async fn leaves_no_keys_behind() {
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
-    assert_eq!(left, vec![dead]);
+    // So does each app's effect id counter (one small key per app, so ids never repeat).
+    assert_eq!(left, vec![format!("{ns}:{{a}}:fx-seq"), dead]);
     assert!(
         (1..=3_600_000).contains(&dead_ttl),
         "the dead edges expire: {dead_ttl}"

@@ -1,0 +1,84 @@
+//! The outbox in Redis: each app's effects live in its hash slot, written by the scripts that
+//! make the changes (`outbox.lua`); `ns:fx-apps` lists the apps that may have some (a
+//! superset, written before each such script).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::connection::ttl_ms;
+use super::RedisStore;
+use crate::store::{OutboxStore, PendingEffect};
+use crate::CoreError;
+
+impl RedisStore {
+    /// Removes an app without effects from the list. A script that writes one lists the app
+    /// first, and this re-lists it if one appeared meanwhile, so none goes unlisted.
+    async fn unlist_effects_if_empty(&self, app_id: &str) -> Result<(), CoreError> {
+        let [fx, _, _] = self.keys.app(app_id).outbox();
+        let mut pipe = redis::pipe();
+        pipe.srem(self.keys.effect_apps(), app_id).ignore().hlen(fx);
+        let (left,): (u64,) = self.query(&pipe).await?;
+        if left > 0 {
+            let mut pipe = redis::pipe();
+            pipe.sadd(self.keys.effect_apps(), app_id).ignore();
+            self.query::<()>(&pipe).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl OutboxStore for RedisStore {
+    async fn claim_effects(
+        &self,
+        claim: Duration,
+        limit: usize,
+    ) -> Result<Vec<PendingEffect>, CoreError> {
+        let mut pipe = redis::pipe();
+        pipe.smembers(self.keys.effect_apps());
+        let (apps,): (Vec<String>,) = self.query(&pipe).await?;
+        let mut claimed = Vec::new();
+        for app_id in apps {
+            if claimed.len() >= limit {
+                break;
+            }
+            let [fx, fx_due, _] = self.keys.app(&app_id).outbox();
+            let mut inv = self.scripts.effect_claim.prepare_invoke();
+            inv.key(&fx)
+                .key(&fx_due)
+                .arg(ttl_ms(claim))
+                .arg(limit - claimed.len());
+            let flat: Vec<String> = self.eval(&inv).await?;
+            if flat.is_empty() {
+                self.unlist_effects_if_empty(&app_id).await?;
+            }
+            let mut it = flat.into_iter();
+            while let (Some(id), Some(json)) = (it.next(), it.next()) {
+                match serde_json::from_str(&json) {
+                    Ok(effect) => claimed.push(PendingEffect {
+                        app_id: app_id.clone(),
+                        id,
+                        effect,
+                    }),
+                    Err(e) => {
+                        // Written by a newer core this one cannot read: leave it to that one.
+                        tracing::warn!(app_id, id, error = %e, "skipping an effect this core cannot read");
+                    }
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn forget_effect(&self, effect: &PendingEffect) -> Result<(), CoreError> {
+        let [fx, fx_due, _] = self.keys.app(&effect.app_id).outbox();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hdel(fx, &effect.id)
+            .ignore()
+            .zrem(fx_due, &effect.id)
+            .ignore();
+        self.query(&pipe).await
+    }
+}

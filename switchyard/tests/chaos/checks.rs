@@ -67,19 +67,24 @@ impl StateDiff {
         }
     }
 
+    /// In words, naming a few of each (a broken cluster may have hundreds).
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
         if !self.ghosts.is_empty() {
-            parts.push(format!("ghosts {:?}", self.ghosts));
+            parts.push(format!("ghosts {}", few(&self.ghosts)));
         }
         if !self.missing.is_empty() {
-            parts.push(format!("missing {:?}", self.missing));
+            parts.push(format!("missing {}", few(&self.missing)));
         }
-        for (user, list) in &self.wrong_lists {
+        for (user, list) in self.wrong_lists.iter().take(3) {
             parts.push(format!(
-                "{user}'s list has extra {:?}, lacks {:?}",
-                list.extra, list.lacks
+                "{user}'s list has extra {}, lacks {}",
+                few(&list.extra),
+                few(&list.lacks)
             ));
+        }
+        if self.wrong_lists.len() > 3 {
+            parts.push(format!("{} more wrong lists", self.wrong_lists.len() - 3));
         }
         if self.occupancy != 0 {
             parts.push(format!(
@@ -91,6 +96,16 @@ impl StateDiff {
             parts.push(format!("REST unreadable: {why}"));
         }
         parts.join("; ")
+    }
+}
+
+/// Up to four names, and how many more.
+pub fn few<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
+    let names: Vec<&String> = names.into_iter().collect();
+    let shown: Vec<&str> = names.iter().take(4).map(|n| n.as_str()).collect();
+    match names.len() {
+        0..=4 => format!("[{}]", shown.join(", ")),
+        n => format!("[{}, +{} more]", shown.join(", "), n - 4),
     }
 }
 
@@ -184,18 +199,6 @@ pub fn webhook_diffs(
     diffs
 }
 
-/// How much worse the webhook accounts got from `before` to `now` (an account that was
-/// already off counts only by what it got further off).
-pub fn worsened(before: &BTreeMap<String, i64>, now: &BTreeMap<String, i64>) -> usize {
-    now.iter()
-        .map(|(key, d)| {
-            d.unsigned_abs()
-                .saturating_sub(before.get(key).map_or(0, |b| b.unsigned_abs()))
-                as usize
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -240,6 +243,8 @@ mod tests {
         assert_eq!(new.wrong_lists["b"].extra, set(&["g2"]));
         assert!(new.wrong_lists["b"].lacks.is_empty());
         assert!(now.since(&now).is_clean());
+        let many: BTreeSet<String> = (1..=6).map(|n| format!("u{n}")).collect();
+        assert_eq!(few(&many), "[u1, u2, u3, u4, +2 more]");
     }
 
     #[test]
@@ -278,9 +283,5 @@ mod tests {
         ]
         .into();
         assert_eq!(diffs, expected);
-        let later: BTreeMap<String, i64> =
-            [("user c".to_owned(), 1), ("user e".to_owned(), 2)].into();
-        assert_eq!(worsened(&diffs, &later), 2);
-        assert_eq!(worsened(&later, &BTreeMap::new()), 0);
     }
 }

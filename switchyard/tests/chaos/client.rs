@@ -260,6 +260,10 @@ mod tests {
         }
     }
 
+    fn applied(t: &mut Tracked, spec: &Spec, frame: Value) {
+        apply(t, spec, &frame).expect("the frame applies");
+    }
+
     fn frame(event: &str, channel: &str, data: Value) -> Value {
         json!({"event": event, "channel": channel, "data": data.to_string()})
     }
@@ -270,50 +274,45 @@ mod tests {
         t.phase = Phase::Joining;
         let hash =
             json!({"presence": {"ids": ["u1", "u2"], "hash": {"u1": {}, "u2": {}}, "count": 2}});
-        apply(
+        applied(
             &mut t,
             &spec,
-            &frame("pusher_internal:subscription_succeeded", "presence-p", hash),
-        )
-        .unwrap();
+            frame("pusher_internal:subscription_succeeded", "presence-p", hash),
+        );
         assert_eq!(t.phase, Phase::Joining, "the feed is not subscribed yet");
-        apply(
+        applied(
             &mut t,
             &spec,
-            &frame("pusher_internal:subscription_succeeded", "feed", json!({})),
-        )
-        .unwrap();
+            frame("pusher_internal:subscription_succeeded", "feed", json!({})),
+        );
         assert_eq!(t.phase, Phase::Live);
-        apply(
+        applied(
             &mut t,
             &spec,
-            &frame(
+            frame(
                 "pusher_internal:member_added",
                 "presence-p",
                 json!({"user_id": "u3"}),
             ),
-        )
-        .unwrap();
-        apply(
+        );
+        applied(
             &mut t,
             &spec,
-            &frame(
+            frame(
                 "pusher_internal:member_removed",
                 "presence-p",
                 json!({"user_id": "u2"}),
             ),
-        )
-        .unwrap();
-        apply(
+        );
+        applied(
             &mut t,
             &spec,
-            &frame(
+            frame(
                 "pusher_internal:member_removed",
                 "other",
                 json!({"user_id": "u1"}),
             ),
-        )
-        .unwrap();
+        );
         let expected: BTreeSet<String> = ["u1", "u3"].map(String::from).into();
         assert_eq!(t.members, expected);
     }
@@ -322,8 +321,8 @@ mod tests {
     fn triggers_are_counted_and_refusals_fail() {
         let (spec, mut t) = (spec(), Tracked::new());
         let load = json!({"event": LOAD_EVENT, "channel": "feed", "data": "7"});
-        apply(&mut t, &spec, &load).unwrap();
-        apply(&mut t, &spec, &load).unwrap();
+        applied(&mut t, &spec, load.clone());
+        applied(&mut t, &spec, load.clone());
         assert_eq!(t.received.get(&7), Some(&2));
         let refused = json!({"event": "pusher:subscription_error", "channel": "feed", "data": {}});
         assert!(apply(&mut t, &spec, &refused).is_err());

@@ -2,7 +2,7 @@
 //! one the server closes is replaced by a new client (a new user) on the same edge, as a
 //! pusher-js app reconnects, and counted.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -38,23 +38,44 @@ pub struct Replaced {
     pub closed: usize,
     /// Clients that never got live (refused or unreachable).
     pub refused: usize,
+    /// How many ended for each kind of reason ("closed 4200", "dropped", "refused"…).
+    pub reasons: BTreeMap<String, usize>,
+}
+
+impl Replaced {
+    pub fn add(&mut self, other: Replaced) {
+        self.closed += other.closed;
+        self.refused += other.refused;
+        for (reason, n) in other.reasons {
+            *self.reasons.entry(reason).or_default() += n;
+        }
+    }
+}
+
+/// The kind of a close reason: "closed <code>" or its first word.
+fn reason_kind(why: &str) -> String {
+    let mut words = why.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some("closed"), Some(code)) => format!("closed {code}"),
+        (Some(first), _) => first.trim_end_matches(':').to_owned(),
+        _ => "unknown".to_owned(),
+    }
 }
 
 pub struct Fleet {
     addrs: [SocketAddr; 2],
     feed: String,
     presence: String,
-    tag: String,
     slots: Vec<Slot>,
 }
 
 impl Fleet {
-    pub fn new(addrs: [SocketAddr; 2], feed: String, presence: String, tag: String) -> Fleet {
+    /// The user ids are short: the chaos cluster's NATS and Redis are its own.
+    pub fn new(addrs: [SocketAddr; 2], feed: String, presence: String) -> Fleet {
         Fleet {
             addrs,
             feed,
             presence,
-            tag,
             slots: Vec::new(),
         }
     }
@@ -63,12 +84,12 @@ impl Fleet {
     pub fn join(&mut self, edge: usize) -> String {
         let n = self.slots.len() + 1;
         let spec = Spec {
-            user: format!("u{n}-{}", self.tag),
+            user: format!("u{n}"),
             edge,
             addr: self.addrs[edge],
             feed: self.feed.clone(),
             presence: self.presence.clone(),
-            signs_in: n % 2 == 0,
+            signs_in: n.is_multiple_of(2),
         };
         let (state, leave) = client::spawn(spec.clone());
         self.slots.push(Slot {
@@ -97,7 +118,7 @@ impl Fleet {
         let mut edges = Vec::new();
         for slot in self.slots.iter_mut().filter(|s| !s.replaced) {
             let t = slot.state.lock().expect("lock");
-            let (Phase::Closed { was_live, .. }, Some(at)) = (&t.phase, t.closed_at) else {
+            let (Phase::Closed { was_live, why }, Some(at)) = (&t.phase, t.closed_at) else {
                 continue;
             };
             if at.elapsed() < REPLACE_AFTER {
@@ -108,6 +129,7 @@ impl Fleet {
             } else {
                 done.refused += 1;
             }
+            *done.reasons.entry(reason_kind(why)).or_default() += 1;
             drop(t);
             slot.replaced = true;
             edges.push(slot.spec.edge);
@@ -189,5 +211,18 @@ impl Fleet {
                 let _ = leave.send(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_kind;
+
+    #[test]
+    fn close_reasons_are_grouped_by_code_or_first_word() {
+        assert_eq!(reason_kind("closed 4200 reconnect"), "closed 4200");
+        assert_eq!(reason_kind("dropped: stream ended"), "dropped");
+        assert_eq!(reason_kind("refused: {...}"), "refused");
+        assert_eq!(reason_kind(""), "unknown");
     }
 }

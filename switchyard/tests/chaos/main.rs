@@ -24,10 +24,23 @@ mod load;
 mod report;
 mod round;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use cluster::{Options, TestCluster};
+use cluster::Options;
 use round::{Checker, CONVERGE_BOUND};
+
+fn options() -> Options {
+    Options {
+        cores: 2,
+        private_nats: true,
+        private_redis: true,
+        durable_redis: true,
+        webhooks: true,
+        edge2_via_proxy: true,
+        ..Options::default()
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_leaves_presence_occupancy_triggers_and_webhooks_exact() {
@@ -36,18 +49,10 @@ async fn every_fault_leaves_presence_occupancy_triggers_and_webhooks_exact() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let started = Instant::now();
-    let c = TestCluster::start(Options {
-        cores: 2,
-        private_nats: true,
-        private_redis: true,
-        durable_redis: true,
-        webhooks: true,
-        edge2_via_proxy: true,
-        ..Options::default()
-    })
-    .await;
-    let mut checker = Checker::start(c).await;
+    let mut checker = Checker::start(options()).await;
     let mut results = Vec::new();
+    let mut outcomes = BTreeMap::new();
+    let mut problems = Vec::new();
     for round in 1..=rounds {
         for fault in faults::ALL {
             let result = checker.round(fault).await;
@@ -57,10 +62,20 @@ async fn every_fault_leaves_presence_occupancy_triggers_and_webhooks_exact() {
                 result.converged,
                 result.errors()
             );
+            // A cluster a fault left wrong is replaced, so that what the next fault does is
+            // not hidden by what this one left behind; its logs are kept.
+            if result.errors() > 0 {
+                let (o, p) = checker.finish(true).await;
+                merge(&mut outcomes, o);
+                problems.extend(p);
+                checker = Checker::start(options()).await;
+            }
             results.push(result);
         }
     }
-    let (outcomes, problems) = checker.finish().await;
+    let (o, p) = checker.finish(false).await;
+    merge(&mut outcomes, o);
+    problems.extend(p);
 
     let mut report = format!(
         "\nchaos report: {rounds} round(s) in {:?}; convergence bound {CONVERGE_BOUND:?}\n{}\n",
@@ -87,4 +102,10 @@ async fn every_fault_leaves_presence_occupancy_triggers_and_webhooks_exact() {
         errors, 0,
         "the fault checker found errors (see the report above)"
     );
+}
+
+fn merge(total: &mut BTreeMap<String, u64>, more: BTreeMap<String, u64>) {
+    for (k, n) in more {
+        *total.entry(k).or_default() += n;
+    }
 }

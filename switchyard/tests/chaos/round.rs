@@ -1,20 +1,21 @@
-//! [`Checker`]: runs one round of a fault against the workload and checks what it left.
+//! [`Checker`]: one test cluster with the workload on it; runs one round of a fault and checks
+//! what it left.
 //!
 //! A round: top each edge up to its clients and let the state settle (what is still wrong then
-//! is the round's baseline, not counted again); inject the fault; while it lasts, one member
-//! leaves where the fault is and one joins elsewhere; end the fault; wait (bounded) until the
-//! state is no worse than the baseline and stays so for a moment; then count what is still
-//! wrong, the triggers the clients connected throughout did not get once, and the webhook
-//! accounts that went off.
+//! is the round's baseline, not counted); inject the fault; while it lasts, one member leaves
+//! where the fault is and one joins elsewhere, and clients the server closes are replaced; end
+//! the fault; wait (bounded) until the state is no worse than the baseline and stays so for a
+//! moment; then count what is still wrong, the triggers that the clients connected throughout
+//! did not get exactly once, and the webhook accounts that do not balance.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::checks::{state_diff, trigger_faults, webhook_diffs, worsened, StateDiff};
+use crate::checks::{state_diff, trigger_faults, webhook_diffs, StateDiff};
 use crate::client::Phase;
-use crate::cluster::{distinct, TestCluster, LEASE_TTL, WEBHOOK_HOLD};
+use crate::cluster::{distinct, Options, TestCluster, LEASE_TTL, WEBHOOK_HOLD};
 use crate::faults::Fault;
 use crate::fleet::{Fleet, Replaced};
 use crate::load::{call, Load};
@@ -25,17 +26,18 @@ use crate::support::Rest;
 const PER_EDGE: usize = 3;
 /// The convergence bound after a fault ends. The product's target is lease + 2 s (5 s after
 /// NATS returns); this is generous so a slow machine does not fail a correct build.
-pub const CONVERGE_BOUND: Duration = Duration::from_millis(LEASE_TTL.as_millis() as u64 + 10_000);
+pub const CONVERGE_BOUND: Duration = LEASE_TTL.saturating_add(Duration::from_secs(10));
 /// How long the state gets to settle before a round's fault.
 const SETTLE_BOUND: Duration = Duration::from_secs(5);
 /// A clean state must hold this long to count as converged.
 const STABLE: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(100);
-/// How long accepted triggers get to arrive once the state has converged.
-const DELIVERY_BOUND: Duration = Duration::from_secs(5);
-/// How long webhooks get to arrive once the state has converged (held ones wait 3 s).
-const HOOK_BOUND: Duration =
-    Duration::from_millis(WEBHOOK_HOLD.as_millis() as u64 + LEASE_TTL.as_millis() as u64 + 5_000);
+/// How long after the fault's end accepted triggers and webhooks (held ones wait 3 s) get to
+/// arrive, and at least how long after convergence.
+const DELIVERY_BOUND: Duration = WEBHOOK_HOLD
+    .saturating_add(LEASE_TTL)
+    .saturating_add(Duration::from_secs(5));
+const DELIVERY_AFTER: Duration = Duration::from_secs(2);
 
 pub struct Checker {
     c: TestCluster,
@@ -44,29 +46,23 @@ pub struct Checker {
     rest: Rest,
     feed: String,
     presence: String,
-    /// The state's lasting damage from earlier rounds.
-    damage: StateDiff,
-    /// The webhook accounts' lasting damage from earlier rounds.
-    hook_damage: BTreeMap<String, i64>,
     replaced: Replaced,
 }
 
 impl Checker {
-    /// Starts the workload on `c` and waits until its state is right (panics if it is not:
-    /// then nothing after it could be judged).
-    pub async fn start(c: TestCluster) -> Checker {
+    /// Starts a cluster and the workload on it, and waits until its state is right (panics if
+    /// it is not: then nothing after it could be judged).
+    pub async fn start(opts: Options) -> Checker {
+        let c = TestCluster::start(opts).await;
         let (feed, presence) = (c.name("chaos-feed"), c.name("presence-chaos"));
         let addrs = [c.edges[0].addr(), c.edges[1].addr()];
-        let fleet = Fleet::new(addrs, feed.clone(), presence.clone(), c.tag.clone());
         let mut checker = Checker {
+            fleet: Fleet::new(addrs, feed.clone(), presence.clone()),
             rest: c.rest(),
             load: Load::start(c.rest(), feed.clone()),
             c,
-            fleet,
             feed,
             presence,
-            damage: StateDiff::default(),
-            hook_damage: BTreeMap::new(),
             replaced: Replaced::default(),
         };
         checker.top_up();
@@ -82,11 +78,18 @@ impl Checker {
     }
 
     /// Stops the load and the clients; returns the trigger answers by status and the
-    /// malformed webhook requests.
-    pub async fn finish(mut self) -> (BTreeMap<String, u64>, Vec<String>) {
+    /// malformed webhook requests. With `keep_logs`, the cluster's logs stay on disk and a
+    /// note says where.
+    pub async fn finish(mut self, keep_logs: bool) -> (BTreeMap<String, u64>, Vec<String>) {
         self.fleet.leave_all();
         let outcomes = self.load.outcomes();
         self.load.stop().await;
+        if keep_logs {
+            eprintln!(
+                "chaos: logs of the cluster kept in {}",
+                self.c.keep_logs().display()
+            );
+        }
         (outcomes, self.c.hooks().problems())
     }
 
@@ -96,12 +99,11 @@ impl Checker {
             ..RoundResult::default()
         };
         self.top_up();
-        let damage = self.damage.clone();
-        let (settled, before) = self.converge(&damage, SETTLE_BOUND).await;
+        let (settled, before) = self.converge(&StateDiff::default(), SETTLE_BOUND).await;
         if settled.is_none() {
             result.notes.push(format!(
-                "not settled before the fault: {}",
-                before.since(&damage).summary()
+                "not settled before the fault (not counted): {}",
+                before.summary()
             ));
         }
         let mark = self.load.mark();
@@ -126,31 +128,33 @@ impl Checker {
         result.missing = new.missing.len();
         result.wrong_lists = new.wrong_lists.len();
         result.occupancy = new.occupancy.unsigned_abs() as usize;
-        if !new.is_clean() || converged.is_none() {
+        if result.converged.is_some_and(|took| took > fault.target()) {
             result.notes.push(format!(
-                "{} after {:?}: {}",
-                if converged.is_some() {
-                    "converged"
-                } else {
-                    "NOT converged"
-                },
+                "converged, but slower than the target of {:?}",
+                fault.target()
+            ));
+        }
+        if converged.is_none() {
+            result.notes.push(format!(
+                "NOT converged {:?} after the fault: {}",
                 ended.elapsed(),
                 new.summary()
             ));
         }
-        self.damage = after;
 
-        self.check_triggers(mark, &throughout, &mut result).await;
-        self.check_webhooks(&mut result).await;
+        let delivered_by = (ended + DELIVERY_BOUND).max(Instant::now() + DELIVERY_AFTER);
+        self.check_triggers(mark, &throughout, delivered_by, &mut result)
+            .await;
+        self.check_webhooks(delivered_by, &mut result).await;
         let replaced = std::mem::take(&mut self.replaced);
         result.replaced = replaced.closed;
         if replaced.refused > 0 || result.errors() > 0 {
             result.notes.push(format!(
-                "churn: {left:?} left edge {}, {joined} joined edge {}; {} replaced, {} refused joins",
+                "churn: {} left edge {}, {joined} joined edge {}; clients ended: {:?}",
+                left.as_deref().unwrap_or("nobody"),
                 leave_edge + 1,
                 join_edge + 1,
-                replaced.closed,
-                replaced.refused
+                replaced.reasons
             ));
         }
         result
@@ -169,8 +173,7 @@ impl Checker {
     /// Replaces the clients the server closed, as their apps would reconnect.
     fn tend(&mut self) {
         let done = self.fleet.replace_closed();
-        self.replaced.closed += done.closed;
-        self.replaced.refused += done.refused;
+        self.replaced.add(done);
     }
 
     /// Polls until the fleet has settled and the state is no worse than `baseline`, held for
@@ -232,6 +235,7 @@ impl Checker {
         &mut self,
         mark: u64,
         throughout: &BTreeSet<String>,
+        deadline: Instant,
         result: &mut RoundResult,
     ) {
         let end = self.load.settle().await;
@@ -242,7 +246,6 @@ impl Checker {
             .intersection(throughout)
             .cloned()
             .collect();
-        let deadline = Instant::now() + DELIVERY_BOUND;
         let faults = loop {
             let faults = trigger_faults(&accepted, &self.fleet.received(&throughout, mark..end));
             if faults.lost == 0 || Instant::now() > deadline {
@@ -262,35 +265,38 @@ impl Checker {
         }
     }
 
-    /// Waits (bounded) until no webhook account is worse than after the last round, and
-    /// counts by how much it got worse.
-    async fn check_webhooks(&mut self, result: &mut RoundResult) {
+    /// Waits (bounded) until the webhook accounts balance; counts by how much they do not.
+    async fn check_webhooks(&mut self, deadline: Instant, result: &mut RoundResult) {
         let channels = [self.feed.clone(), self.presence.clone()];
         let users = self.fleet.users();
-        let deadline = Instant::now() + HOOK_BOUND;
         let diffs = loop {
             let hooks = self.c.hooks();
             hooks.drain();
             let events: Vec<Value> = distinct(&hooks.events);
             let diffs = webhook_diffs(&events, &self.presence, &users, &channels);
-            if worsened(&self.hook_damage, &diffs) == 0 || Instant::now() > deadline {
+            if diffs.is_empty() || Instant::now() > deadline {
                 break diffs;
             }
             tokio::time::sleep(POLL).await;
         };
-        result.lost_hooks = worsened(&self.hook_damage, &diffs);
-        if result.lost_hooks > 0 {
+        result.lost_hooks = diffs.values().map(|d| d.unsigned_abs() as usize).sum();
+        if !diffs.is_empty() {
             let off: Vec<String> = diffs
                 .iter()
-                .filter(|(k, d)| self.hook_damage.get(*k) != Some(d))
+                .take(6)
                 .map(|(k, d)| format!("{k} {d:+}"))
                 .collect();
+            let more = diffs.len().saturating_sub(6);
             result.notes.push(format!(
-                "webhook accounts off (added−removed−expected): {}",
-                off.join(", ")
+                "webhook accounts off (added−removed−expected): {}{}",
+                off.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
             ));
         }
-        self.hook_damage = diffs;
     }
 }
 

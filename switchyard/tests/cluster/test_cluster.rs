@@ -36,6 +36,7 @@ pub struct TestCluster {
     /// With `Options::edge2_via_proxy`: the proxies edge 2 reaches NATS and core through.
     pub edge2_links: Option<EdgeLinks>,
     started: Instant,
+    keep_dir: bool,
 }
 
 /// Ports that are free right now (all held open until every one is picked, so none repeats).
@@ -297,6 +298,7 @@ enable_client_messages = true
             hooks,
             edge2_links,
             started: Instant::now(),
+            keep_dir: false,
         };
         if let Some(nats) = cluster.nats.as_mut() {
             nats.start().await;
@@ -375,6 +377,13 @@ enable_client_messages = true
             .expect("cluster started without edge2_via_proxy")
     }
 
+    /// Keeps the config and logs after the cluster is dropped (they are kept anyway when the
+    /// test fails) and returns where they are.
+    pub fn keep_logs(&mut self) -> PathBuf {
+        self.keep_dir = true;
+        self.dir.clone()
+    }
+
     /// Time since the cluster started (for test timing reports).
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
@@ -447,7 +456,7 @@ impl Drop for TestCluster {
             }
         }
         self.delete_keys();
-        if !failed {
+        if !failed && !self.keep_dir {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }

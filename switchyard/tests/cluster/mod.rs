@@ -17,6 +17,7 @@ mod checks;
 mod clients;
 mod hooks;
 mod processes;
+mod proxy;
 mod test_cluster;
 
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub use clients::{
 pub use hooks::{count_events, count_per_user, distinct, Hooks};
 #[allow(unused_imports)]
 pub use processes::{http_status, Backend, Proc, Service};
+#[allow(unused_imports)]
+pub use proxy::{EdgeLinks, Proxy};
 #[allow(unused_imports)]
 pub use test_cluster::TestCluster;
 
@@ -65,6 +68,9 @@ pub struct Options {
     pub durable_redis: bool,
     /// Start the webhook worker and a webhook receiver; the app's webhook points at it.
     pub webhooks: bool,
+    /// Edge 2 reaches NATS and its core through proxies in the test process
+    /// ([`TestCluster::edge2_links`]) that the test may cut, partitioning that edge alone.
+    pub edge2_via_proxy: bool,
     /// Lines added to `[server]`.
     pub server: String,
     /// Lines added to the app's `[[apps]]` table.
@@ -81,6 +87,7 @@ impl Default for Options {
             private_redis: false,
             durable_redis: false,
             webhooks: false,
+            edge2_via_proxy: false,
             server: String::new(),
             app: String::new(),
             sections: String::new(),

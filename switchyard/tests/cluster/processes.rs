@@ -82,6 +82,37 @@ impl Proc {
         }
     }
 
+    /// The process id while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGSTOP: the process keeps its sockets but does nothing (a long GC pause, a frozen
+    /// VM), so peers see silence rather than a closed connection. [`Proc::kill`] still works.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after [`Proc::pause`].
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| panic!("cannot SIG{name} {}: not running", self.name));
+        let status = Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill -{name} for {}: {e}", self.name));
+        assert!(
+            status.success(),
+            "kill -{name} {pid} ({}) failed",
+            self.name
+        );
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::support::{Client, Rest};
 
 use super::{
-    connect_to, Backend, Hooks, Options, Proc, Service, CLUSTER_APP, CLUSTER_KEY, CLUSTER_SECRET,
-    LEASE_TTL, NATS_SERVER, REAP_INTERVAL, SHARED_NATS_PORT, SHARED_REDIS_PORT, STARTUP,
+    connect_to, Backend, EdgeLinks, Hooks, Options, Proc, Proxy, Service, CLUSTER_APP, CLUSTER_KEY,
+    CLUSTER_SECRET, LEASE_TTL, NATS_SERVER, REAP_INTERVAL, SHARED_NATS_PORT, SHARED_REDIS_PORT,
+    STARTUP,
 };
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -32,7 +33,10 @@ pub struct TestCluster {
     pub api: Service,
     pub worker: Option<Service>,
     pub hooks: Option<Hooks>,
+    /// With `Options::edge2_via_proxy`: the proxies edge 2 reaches NATS and core through.
+    pub edge2_links: Option<EdgeLinks>,
     started: Instant,
+    keep_dir: bool,
 }
 
 /// Ports that are free right now (all held open until every one is picked, so none repeats).
@@ -224,7 +228,18 @@ enable_client_messages = true
                 )
             })
             .collect();
-        let edge2_core = core_ports[core_ports.len() - 1].0;
+        let mut edge2_core = core_ports[core_ports.len() - 1].0;
+        let mut edge2_nats = nats_port;
+        let edge2_links = if opts.edge2_via_proxy {
+            let links = EdgeLinks {
+                nats: Proxy::start(nats_port).await,
+                core: Proxy::start(edge2_core).await,
+            };
+            (edge2_nats, edge2_core) = (links.nats.port, links.core.port);
+            Some(links)
+        } else {
+            None
+        };
         let edges = vec![
             service(
                 "edge1",
@@ -241,6 +256,10 @@ enable_client_messages = true
                     (
                         "SWITCHYARD_CLUSTER_CORE_URL",
                         format!("http://127.0.0.1:{edge2_core}"),
+                    ),
+                    (
+                        "SWITCHYARD_CLUSTER_NATS_URL",
+                        format!("nats://127.0.0.1:{edge2_nats}"),
                     ),
                 ]),
                 edge_ports[1],
@@ -277,7 +296,9 @@ enable_client_messages = true
             api,
             worker,
             hooks,
+            edge2_links,
             started: Instant::now(),
+            keep_dir: false,
         };
         if let Some(nats) = cluster.nats.as_mut() {
             nats.start().await;
@@ -335,6 +356,32 @@ enable_client_messages = true
 
     pub fn redis_backend(&mut self) -> &mut Backend {
         self.redis.as_mut().expect("cluster has no private Redis")
+    }
+
+    /// `FLUSHALL` on the private Redis: every key is lost at once, as when a Redis without
+    /// persistence restarts, while every process stays connected.
+    pub fn flush_redis(&self) {
+        assert!(self.redis.is_some(), "flush_redis needs a private Redis");
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.redis_port.to_string(), "FLUSHALL"])
+            .output()
+            .expect("run redis-cli FLUSHALL");
+        let reply = String::from_utf8_lossy(&out.stdout);
+        assert!(reply.trim() == "OK", "FLUSHALL answered {reply:?}");
+    }
+
+    /// The proxies of edge 2 (the cluster must have been started with `edge2_via_proxy`).
+    pub fn edge2_links(&self) -> &EdgeLinks {
+        self.edge2_links
+            .as_ref()
+            .expect("cluster started without edge2_via_proxy")
+    }
+
+    /// Keeps the config and logs after the cluster is dropped (they are kept anyway when the
+    /// test fails) and returns where they are.
+    pub fn keep_logs(&mut self) -> PathBuf {
+        self.keep_dir = true;
+        self.dir.clone()
     }
 
     /// Time since the cluster started (for test timing reports).
@@ -409,7 +456,7 @@ impl Drop for TestCluster {
             }
         }
         self.delete_keys();
-        if !failed {
+        if !failed && !self.keep_dir {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }

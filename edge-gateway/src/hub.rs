@@ -230,11 +230,13 @@ impl Hub {
 }
 
 impl Hub {
-    /// Starts the channel's presence view from a join's answer, unless one is running.
+    /// Starts the channel's presence view from a join's answer, or merges the answer into
+    /// the running one (the joining client starts from this list).
     pub(crate) fn init_presence(&self, key: &Key, presence: &Presence) {
         if let Some(local) = lock(&self.channels).get_mut(key) {
-            if local.presence.is_none() {
-                local.presence = Some(Box::new(View::new(presence)));
+            match local.presence.as_mut() {
+                Some(view) => view.merge_join(presence),
+                None => local.presence = Some(Box::new(View::new(presence))),
             }
         }
     }
@@ -245,12 +247,15 @@ impl Hub {
         self.resync_wanted.notify_one();
     }
 
-    /// Marks every presence channel with a view (after the bus lost messages).
+    /// Marks every presence channel with a view for re-reading, whatever its holes say (after
+    /// the bus lost messages).
     pub(crate) fn want_resync_all(&self) {
         let keys: Vec<Key> = lock(&self.channels)
-            .iter()
-            .filter(|(_, local)| local.presence.is_some())
-            .map(|(key, _)| key.clone())
+            .iter_mut()
+            .filter_map(|(key, local)| {
+                local.presence.as_mut()?.force_resync();
+                Some(key.clone())
+            })
             .collect();
         lock(&self.resync).extend(keys);
         self.resync_wanted.notify_one();
@@ -260,6 +265,14 @@ impl Hub {
     pub(crate) async fn resync_wanted(&self) -> Vec<Key> {
         self.resync_wanted.notified().await;
         lock(&self.resync).drain().collect()
+    }
+
+    /// Whether the channel's view still misses events (a late one may have filled its holes).
+    pub(crate) fn needs_resync(&self, key: &Key) -> bool {
+        lock(&self.channels)
+            .get(key)
+            .and_then(|local| local.presence.as_ref())
+            .is_some_and(|view| view.has_holes())
     }
 
     /// Brings the channel's view to `now`, telling its local subscribers what changed.

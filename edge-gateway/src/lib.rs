@@ -6,6 +6,7 @@
 
 mod admission;
 mod connection;
+mod deaf;
 mod events;
 mod hub;
 mod lease;
@@ -142,6 +143,7 @@ impl Edge {
         tokio::spawn(edge.clone().report());
         tokio::spawn(edge.clone().beat());
         tokio::spawn(edge.clone().resync());
+        tokio::spawn(edge.clone().watch_bus());
         tokio::spawn(edge.clone().sweep());
         tokio::spawn(edge.clone().watch_apps());
         tokio::spawn(edge.clone().send_away_on_shutdown());

@@ -4,33 +4,47 @@
 //!
 //! Core stamps each membership event with the channel's sequence number. Events may arrive out
 //! of order (two core replicas relay them side by side) or twice (a relay retried), so a view
-//! keeps, per user, the number of the last event it applied: an older event for that user is
-//! stale and not delivered, and so is any event at or below the snapshot the view was built
-//! from (a join's member list already reflects it). A number beyond the next one may mean an
-//! event was lost, so the channel is re-read from core and merged per user
-//! ([`View::resync`]). Delivering an event a client already reflects only repeats what it
-//! knows, so a client that joined later converges too.
+//! keeps, per user, the number of the last event it delivered: an older event for that user is
+//! stale and is not delivered. Every other event is delivered, even one older than a client's
+//! join (its member list may already reflect it): replaying a user's latest events in order
+//! leaves a list as it was, so each client converges. Numbers the view skipped are holes; a
+//! hole still open a moment later means an event was lost, and the channel is re-read from
+//! core and merged per user ([`View::resync`]), after which anything at or below what was read
+//! is stale.
+//!
+//! Each local client starts from its own join's member list, which may differ from what others
+//! here were told while events were being lost. So every join's list is merged into the view
+//! too, and a user on whom two lists may disagree is marked unsure: a re-read then tells every
+//! client about that user, whichever way it is (a repeated `member_added` leaves a list as it
+//! was; pusher-js ignores a `member_removed` of someone it does not list).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use channel_core::Presence;
 use serde::Deserialize;
 use switchyard_protocol::frame;
 use switchyard_protocol::presence::{self, Member};
 
+/// Holes tracked one by one; beyond this many the view just re-reads the channel.
+const MAX_HOLES: usize = 256;
+
 /// One presence channel as this edge's clients know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct View {
-    /// The snapshot the view was last built from or merged with: events at or below it are
-    /// already reflected.
+    /// The last re-read from core: events at or below it are stale.
     floor: u64,
-    /// The highest number applied.
+    /// The highest number seen (at the start, the first join's).
     seq: u64,
-    /// user id → (user_info JSON, number of the event that added it; the floor for users of
-    /// a snapshot).
+    /// Numbers between `floor` and `seq` not seen yet.
+    holes: BTreeSet<u64>,
+    /// More holes than [`MAX_HOLES`] were opened since the last re-read.
+    overflow: bool,
+    /// user id → (user_info JSON, number of the last event delivered for it; 0 if none).
     members: HashMap<String, (String, u64)>,
-    /// Users removed since the floor → number of the removal.
+    /// Users removed → number of the removal.
     gone: HashMap<String, u64>,
+    /// Users on whom local clients' lists may disagree (see the module's note).
+    unsure: HashSet<String>,
 }
 
 /// What to do with a membership event.
@@ -82,55 +96,97 @@ pub(crate) fn parse_change(frame: &[u8]) -> Option<Change> {
 impl View {
     pub(crate) fn new(presence: &Presence) -> View {
         View {
-            floor: presence.seq,
+            floor: 0,
             seq: presence.seq,
+            holes: BTreeSet::new(),
+            overflow: false,
             members: presence
                 .members
                 .iter()
-                .map(|m| (m.user_id.clone(), (m.user_info.clone(), presence.seq)))
+                .map(|m| (m.user_id.clone(), (m.user_info.clone(), 0)))
                 .collect(),
             gone: HashMap::new(),
+            unsure: HashSet::new(),
         }
     }
 
-    /// The number of the last event applied for `user_id`.
+    /// Takes in the member list another local client's join returned: users on whom it and
+    /// the view disagree, where the view has nothing newer, become unsure (and listed, so a
+    /// re-read can take them back).
+    pub(crate) fn merge_join(&mut self, presence: &Presence) {
+        for m in &presence.members {
+            if !self.members.contains_key(&m.user_id) && self.last(&m.user_id) < presence.seq {
+                self.members
+                    .insert(m.user_id.clone(), (m.user_info.clone(), 0));
+                self.unsure.insert(m.user_id.clone());
+            }
+        }
+        let listed: HashSet<&str> = presence
+            .members
+            .iter()
+            .map(|m| m.user_id.as_str())
+            .collect();
+        for (id, (_, last)) in &self.members {
+            if *last < presence.seq && !listed.contains(id.as_str()) {
+                self.unsure.insert(id.clone());
+            }
+        }
+    }
+
+    /// The number of the last event delivered for `user_id`.
     fn last(&self, user_id: &str) -> u64 {
         self.members
             .get(user_id)
             .map(|(_, seq)| *seq)
             .or_else(|| self.gone.get(user_id).copied())
-            .unwrap_or(self.floor)
+            .unwrap_or(0)
+    }
+
+    /// Makes the view ask to be re-read (events may have been lost unseen).
+    pub(crate) fn force_resync(&mut self) {
+        self.overflow = true;
+    }
+
+    /// Whether numbers are missing: some event may have been lost.
+    pub(crate) fn has_holes(&self) -> bool {
+        self.overflow || !self.holes.is_empty()
     }
 
     /// Applies the event numbered `seq`.
     pub(crate) fn apply(&mut self, seq: u64, change: Option<Change>) -> Verdict {
-        if seq <= self.floor {
+        let user = match &change {
+            Some(Change::Added(m)) => Some(m.user_id.as_str()),
+            Some(Change::Removed(id)) => Some(id.as_str()),
+            None => None,
+        };
+        if seq <= self.floor || user.is_some_and(|u| seq <= self.last(u)) {
             return Verdict::Stale;
         }
         match change {
             Some(Change::Added(m)) => {
-                if seq <= self.last(&m.user_id) {
-                    return Verdict::Stale;
-                }
                 self.gone.remove(&m.user_id);
+                self.unsure.remove(&m.user_id);
                 self.members.insert(m.user_id, (m.user_info, seq));
             }
             Some(Change::Removed(user_id)) => {
-                if seq <= self.last(&user_id) {
-                    return Verdict::Stale;
-                }
                 self.members.remove(&user_id);
+                self.unsure.remove(&user_id);
                 self.gone.insert(user_id, seq);
             }
             None => {}
         }
-        let gap = seq > self.seq + 1;
-        self.seq = self.seq.max(seq);
-        if gap {
-            Verdict::Gap
-        } else {
-            Verdict::Deliver
+        self.holes.remove(&seq);
+        if seq <= self.seq + 1 {
+            self.seq = self.seq.max(seq);
+            return Verdict::Deliver;
         }
+        if seq - self.seq - 1 + self.holes.len() as u64 > MAX_HOLES as u64 {
+            self.overflow = true;
+        } else {
+            self.holes.extend(self.seq + 1..seq);
+        }
+        self.seq = seq;
+        Verdict::Gap
     }
 
     /// Merges `now` (read from core after a gap) into the view, user by user: a user whose
@@ -156,7 +212,10 @@ impl View {
         let added: Vec<&Member> = now
             .members
             .iter()
-            .filter(|m| !self.members.contains_key(&m.user_id) && self.last(&m.user_id) <= now.seq)
+            .filter(|m| {
+                (!self.members.contains_key(&m.user_id) || self.unsure.contains(&m.user_id))
+                    && self.last(&m.user_id) <= now.seq
+            })
             .collect();
         let mut frames = Vec::new();
         for user_id in removed {
@@ -184,6 +243,9 @@ impl View {
         self.seq = self.seq.max(now.seq);
         let floor = self.floor;
         self.gone.retain(|_, seq| *seq > floor);
+        self.holes.retain(|seq| *seq > floor);
+        self.overflow = false;
+        self.unsure.clear();
         frames
     }
 }
@@ -221,14 +283,23 @@ mod tests {
     }
 
     #[test]
-    fn events_apply_in_order_and_stale_ones_are_dropped() {
+    fn events_apply_in_order_and_repeats_are_dropped() {
         let mut view = View::new(&presence(3, &["a"]));
-        assert_eq!(view.apply(3, added("a")), Verdict::Stale, "in the snapshot");
-        assert_eq!(view.apply(2, removed("z")), Verdict::Stale, "before it");
+        assert_eq!(
+            view.apply(3, added("a")),
+            Verdict::Deliver,
+            "a client that joined before 3 may still need it"
+        );
         assert_eq!(view.apply(4, added("b")), Verdict::Deliver);
         assert_eq!(view.apply(5, removed("a")), Verdict::Deliver);
         assert_eq!(ids(&view), ["b"]);
         assert_eq!(view.apply(4, added("b")), Verdict::Stale, "a redelivery");
+        assert_eq!(
+            view.apply(3, added("a")),
+            Verdict::Stale,
+            "older than a's removal"
+        );
+        assert!(!view.has_holes());
     }
 
     #[test]
@@ -250,10 +321,24 @@ mod tests {
     }
 
     #[test]
-    fn a_skipped_number_is_a_gap() {
+    fn a_skipped_number_is_a_gap_until_a_resync() {
         let mut view = View::new(&presence(1, &["a"]));
         assert_eq!(view.apply(3, added("c")), Verdict::Gap);
         assert_eq!(view.apply(4, added("d")), Verdict::Deliver);
+        assert!(view.has_holes());
+        view.resync("presence-r", &presence(4, &["a", "b", "c", "d"]));
+        assert!(!view.has_holes());
+        assert_eq!(
+            view.apply(2, added("b")),
+            Verdict::Stale,
+            "below the re-read"
+        );
+        let mut view = View::new(&presence(1, &[]));
+        assert_eq!(view.apply(10_000, added("z")), Verdict::Gap);
+        assert!(
+            view.has_holes(),
+            "too many holes to track still asks for a re-read"
+        );
     }
 
     #[test]
@@ -299,6 +384,32 @@ mod tests {
         assert_eq!(frames.len(), 1, "only c is news: {frames:?}");
         assert!(frames[0].contains("member_added") && frames[0].contains("\\\"c\\\""));
         assert_eq!(ids(&view), ["a", "c", "e"]);
+    }
+
+    #[test]
+    fn clients_that_joined_while_events_were_lost_are_brought_right_too() {
+        // The view started from a's join (at 2); b joined at 4 and was told x; x left (5) and
+        // y joined (6), and both events were lost.
+        let mut view = View::new(&presence(2, &["a"]));
+        view.merge_join(&presence(4, &["a", "x", "b"]));
+        let frames = view.resync("presence-r", &presence(6, &["a", "b", "y"]));
+        let told: Vec<&str> = frames
+            .iter()
+            .map(|f| {
+                if f.contains("member_removed") {
+                    "-"
+                } else {
+                    "+"
+                }
+            })
+            .collect();
+        assert_eq!(
+            told,
+            ["-", "+", "+"],
+            "x removed; b and y added: {frames:?}"
+        );
+        assert!(frames[0].contains("\\\"x\\\""));
+        assert_eq!(ids(&view), ["a", "b", "y"]);
     }
 
     #[test]

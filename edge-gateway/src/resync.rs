@@ -13,6 +13,9 @@ use crate::Edge;
 const AFTER_RECONNECT: Duration = Duration::from_secs(1);
 /// How long a failed read waits before the next try.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long a hole may stay open before the channel is re-read: events relayed by two core
+/// replicas side by side arrive a little out of order, and a late one fills it.
+const HOLE_WAIT: Duration = Duration::from_millis(300);
 
 impl Edge {
     /// Watches for gaps and reconnects until shutdown.
@@ -31,8 +34,12 @@ impl Edge {
                 () = self.shutdown.cancelled() => break,
                 keys = self.hub.resync_wanted() => keys,
             };
+            tokio::time::sleep(HOLE_WAIT).await;
             let mut failed = false;
             for key in keys {
+                if !self.hub.needs_resync(&key) {
+                    continue;
+                }
                 match self.deps.core.presence(&key.0, &key.1).await {
                     Ok(now) => self.hub.resync(&key, &now),
                     Err(e) => {

@@ -55,6 +55,12 @@ pub const ALL: [Fault; 15] = [
 ];
 
 impl Fault {
+    /// Whether the fault loses the store's every key (and with it the webhook queue, the held
+    /// webhooks and the outbox, which live in the same Redis).
+    pub fn loses_the_store(self) -> bool {
+        self == Fault::RedisFlushEdgeKill
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Fault::None => "none (churn only)",

@@ -101,7 +101,12 @@ impl Core {
     /// is parked with the held webhooks, due at once, so the relay keeps retrying it without
     /// holding up broadcasts; an error (both down) leaves the effect it belongs to for the
     /// relay to carry out again.
-    pub(crate) async fn webhook(&self, app: &App, event: WebhookEvent) -> Result<(), CoreError> {
+    pub(crate) async fn webhook(
+        &self,
+        app: &App,
+        event: WebhookEvent,
+        id: Option<String>,
+    ) -> Result<(), CoreError> {
         if app.webhooks.is_empty() {
             return Ok(());
         }
@@ -110,6 +115,7 @@ impl Core {
             event,
             time_ms: now_ms(),
             only_url: None,
+            id,
         };
         let Err(e) = switchyard_webhook::push_with_retry(self.webhooks.as_ref(), job.clone()).await
         else {
@@ -167,6 +173,7 @@ impl Core {
         app_id: &str,
         channel: String,
         t: CountTransition,
+        id: impl Fn(&str) -> Option<String>,
     ) -> Result<(), CoreError> {
         if t.before == t.after {
             return Ok(());
@@ -183,12 +190,14 @@ impl Core {
             let event = WebhookEvent::ChannelOccupied {
                 channel: channel.clone(),
             };
-            self.arrival(&app, key, event).await?;
+            self.arrival(&app, key, event, id("channel_occupied"))
+                .await?;
         } else if t.vacated() {
             let event = WebhookEvent::ChannelVacated {
                 channel: channel.clone(),
             };
-            self.departure(&app, key, event).await?;
+            self.departure(&app, key, event, id("channel_vacated"))
+                .await?;
         }
         let is_presence =
             Channel::parse(&channel, usize::MAX).is_ok_and(|c| c.kind() == ChannelKind::Presence);
@@ -200,7 +209,7 @@ impl Core {
                 channel: channel.clone(),
                 subscription_count: t.after,
             };
-            self.webhook(&app, event).await?;
+            self.webhook(&app, event, id("subscription_count")).await?;
             let frame = frame::subscription_count(&channel, t.after);
             let env = Envelope::frame(frame, None);
             if let Err(e) = self

@@ -167,7 +167,7 @@ impl EdgeCore for Core {
                 };
                 // A read changes nothing, so there is no outbox entry: the webhook is sent or
                 // parked here, and a failure of both is only logged.
-                if let Err(e) = self.webhook(&app, event).await {
+                if let Err(e) = self.webhook(&app, event, None).await {
                     tracing::warn!(app_id, channel, error = %e, "cache_miss webhook lost");
                 }
             }

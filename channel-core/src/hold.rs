@@ -56,17 +56,18 @@ impl Core {
         app: &App,
         key: HoldKey,
         event: WebhookEvent,
+        id: Option<String>,
     ) -> Result<(), CoreError> {
         if app.webhooks.is_empty() {
             return Ok(());
         }
         match self.store.cancel_hold(&key.app_id, &key.field()).await {
             Ok(true) => Ok(()),
-            Ok(false) => self.webhook(app, event).await,
+            Ok(false) => self.webhook(app, event, id).await,
             Err(e) => {
                 // Better a leave and a return both sent than a return lost.
                 tracing::warn!(app_id = %app.id, error = %e, "webhook hold check failed");
-                self.webhook(app, event).await
+                self.webhook(app, event, id).await
             }
         }
     }
@@ -77,6 +78,7 @@ impl Core {
         app: &App,
         key: HoldKey,
         event: WebhookEvent,
+        id: Option<String>,
     ) -> Result<(), CoreError> {
         if app.webhooks.is_empty() {
             return Ok(());
@@ -86,6 +88,7 @@ impl Core {
             event,
             time_ms: now_ms(),
             only_url: None,
+            id,
         };
         let json =
             serde_json::to_string(&job).map_err(|e| CoreError::Unavailable(e.to_string()))?;

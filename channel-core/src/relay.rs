@@ -41,6 +41,8 @@ impl Core {
 
     async fn carry_out(&self, pending: &PendingEffect) -> Result<(), CoreError> {
         let app_id = pending.app_id.as_str();
+        // The same on every redelivery of the effect: a receiver drops repeats by it.
+        let id = |name: &str| Some(format!("{app_id}:{}:{name}", pending.id));
         match &pending.effect {
             Effect::MemberAdded {
                 channel,
@@ -66,7 +68,7 @@ impl Core {
                     channel: channel.clone(),
                     user_id: user_id.clone(),
                 };
-                self.arrival(&app, key, event).await
+                self.arrival(&app, key, event, id("member_added")).await
             }
             Effect::MemberRemoved {
                 channel,
@@ -86,7 +88,7 @@ impl Core {
                     channel: channel.clone(),
                     user_id: user_id.clone(),
                 };
-                self.departure(&app, key, event).await
+                self.departure(&app, key, event, id("member_removed")).await
             }
             Effect::Count {
                 channel,
@@ -97,7 +99,7 @@ impl Core {
                     before: *before,
                     after: *after,
                 };
-                self.on_count_change(app_id, channel.clone(), t).await
+                self.on_count_change(app_id, channel.clone(), t, id).await
             }
             Effect::Online { user_id } => self.publish_watch(app_id, user_id, "online").await,
             Effect::Offline { user_id } => self.publish_watch(app_id, user_id, "offline").await,

@@ -267,6 +267,22 @@ impl Hub {
         lock(&self.resync).drain().collect()
     }
 
+    /// The users this edge's connections watch (watchlists), as (app, user) keys.
+    pub(crate) fn watched(&self) -> Vec<Key> {
+        lock(&self.watchers).keys().cloned().collect()
+    }
+
+    /// Writes `frame` to every local socket of `key` (a frame made here, not from the bus).
+    pub(crate) fn send_local(&self, index: Index, key: &Key, frame: String) {
+        let map = lock(self.map(index));
+        if let Some(local) = map.get(key) {
+            let text = Utf8Bytes::from(frame);
+            for peer in local.sockets.values() {
+                peer.send(text.clone());
+            }
+        }
+    }
+
     /// Whether the channel's view still misses events (a late one may have filled its holes).
     pub(crate) fn needs_resync(&self, key: &Key) -> bool {
         lock(&self.channels)

@@ -1,10 +1,14 @@
 //! Re-reading presence channels whose views missed events: one that saw a gap in the
 //! membership numbers, or every one after the bus reconnected (what was published while it
-//! was down never arrives).
+//! was down never arrives). After a reconnect, watchers are also told who is online now.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchyard_protocol::frame;
+
+use crate::hub::{Index, Key};
 use crate::Edge;
 
 /// How long after a reconnect the channels are re-read: async-nats reports the reconnect
@@ -27,6 +31,7 @@ impl Edge {
             while reconnects.changed().await.is_ok() {
                 tokio::time::sleep(AFTER_RECONNECT).await;
                 edge.hub.want_resync_all();
+                edge.resync_watchlists().await;
             }
         });
         loop {
@@ -54,5 +59,33 @@ impl Edge {
             }
         }
         reconnects.abort();
+    }
+
+    /// Tells every watcher the current state of each user it watches: an `online` or
+    /// `offline` it missed while the bus was down is sent now (a repeat changes nothing).
+    async fn resync_watchlists(&self) {
+        let mut by_app: HashMap<Arc<str>, Vec<String>> = HashMap::new();
+        for (app_id, user_id) in self.hub.watched() {
+            by_app.entry(app_id).or_default().push(user_id.to_string());
+        }
+        for (app_id, users) in by_app {
+            let online = match self.deps.core.online(&app_id, &users).await {
+                Ok(online) => online,
+                Err(e) => {
+                    tracing::warn!(%app_id, error = %e, "watchlist re-read failed");
+                    continue;
+                }
+            };
+            for user in users {
+                let name = if online.contains(&user) {
+                    "online"
+                } else {
+                    "offline"
+                };
+                let key: Key = (app_id.clone(), user.as_str().into());
+                let frame = frame::watchlist_event(name, &[user.as_str()]);
+                self.hub.send_local(Index::Watch, &key, frame);
+            }
+        }
     }
 }

@@ -108,6 +108,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
                     },
                     time_ms: 0,
                     only_url: None,
+                    id: None,
                 };
                 queue.push(job).await?;
             }

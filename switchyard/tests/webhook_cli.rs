@@ -169,6 +169,7 @@ fn job(n: u64) -> WebhookJob {
         },
         time_ms: n,
         only_url: None,
+        id: None,
     }
 }
 
@@ -239,6 +240,7 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
     // A replay is aimed at the webhook that failed, and only at it.
     let aimed = |n| WebhookJob {
         only_url: Some("http://127.0.0.1:1/hooks".into()),
+        id: None,
         ..job(n)
     };
     assert_eq!(jobs, [aimed(1), aimed(2), aimed(3)]);

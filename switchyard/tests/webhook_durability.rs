@@ -227,6 +227,7 @@ fn job(n: usize) -> WebhookJob {
         },
         time_ms,
         only_url: None,
+        id: None,
     }
 }
 

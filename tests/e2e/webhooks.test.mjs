@@ -116,7 +116,11 @@ const RETRY_APP = {
 
 const srv = useServer({ name: 'webhooks', apps: [...DEFAULT_APPS, HOOK_APP, FILTER_APP, RETRY_APP] });
 
-const strip = ({ post, ...e }) => e;
+// Events that core may send more than once (at least once) carry a stable `id`; the rest none.
+const strip = ({ post, id, ...e }) => {
+  if (id !== undefined) assert.equal(typeof id, 'string', `event id ${JSON.stringify(id)}`);
+  return e;
+};
 
 function assertSigned(post, app) {
   const sdk = srv.sdk(app.id);
@@ -136,6 +140,7 @@ test('channel_occupied and channel_vacated, signed so the SDK accepts them', T, 
   });
   assertSigned(occupied.post, HOOK_APP);
   assert.deepEqual(strip(occupied), { name: 'channel_occupied', channel: name });
+  assert.match(occupied.id, /channel_occupied$/, 'a stable id, so a receiver can drop a repeat');
 
   client.unsubscribe(name);
   // Held up to 3 s before it is sent.

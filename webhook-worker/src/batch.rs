@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::retry::{self, Finished};
 use crate::worker::{give_up, wants, Context};
-use crate::{Leased, WebhookEvent};
+use crate::{Leased, WebhookJob};
 
 /// Splits one pull into per-app groups: apps in order of first appearance, each group in
 /// pull order, so a batch lists its events in the order they were queued.
@@ -60,7 +60,7 @@ pub(crate) async fn deliver(ctx: &Arc<Context>, app: &App, group: &[Leased]) {
         let key = idempotency_key(&app.id, &batch, n);
         let (ctx, hook, app_id) = (ctx.clone(), hook.clone(), app.id.clone());
         deliveries.spawn(async move {
-            let events: Vec<&WebhookEvent> = batch.iter().map(|l| &l.job.event).collect();
+            let events: Vec<&WebhookJob> = batch.iter().map(|l| &l.job).collect();
             let finished = retry::deliver(&ctx, &app_id, &hook, &events, &key).await;
             if let Finished::GaveUp(error) = finished {
                 give_up(&ctx, &batch, Some(&hook.url), &error).await;
@@ -73,7 +73,7 @@ pub(crate) async fn deliver(ctx: &Arc<Context>, app: &App, group: &[Leased]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{LeaseId, WebhookJob};
+    use crate::{LeaseId, WebhookEvent};
 
     fn leased(id: &str, app_id: &str) -> Leased {
         Leased {
@@ -85,6 +85,7 @@ mod tests {
                 },
                 time_ms: 1,
                 only_url: None,
+                id: None,
             },
         }
     }

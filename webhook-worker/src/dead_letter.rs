@@ -214,6 +214,7 @@ mod tests {
             },
             time_ms: n,
             only_url: None,
+            id: None,
         };
         Failure::now(job, Some("http://x/"), "receiver answered 500")
     }

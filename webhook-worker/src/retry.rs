@@ -13,7 +13,7 @@ use tracing::{Instrument, Span};
 
 use crate::deliver::{self, Outcome};
 use crate::worker::Context;
-use crate::{WebhookEvent, WorkerConfig};
+use crate::{WebhookJob, WorkerConfig};
 
 /// Pauses between attempts: doubling from `first_backoff` up to `max_backoff`, plus up to half
 /// again of random jitter so receivers that fail together are not retried in lockstep.
@@ -57,17 +57,17 @@ pub(crate) enum Finished {
     GaveUp(String),
 }
 
-/// Sends `events` in one body to `hook` until it is delivered, rejected, or the window is
+/// Sends the jobs' events in one body to `hook` until it is delivered, rejected, or the window is
 /// spent. Returns only when the jobs need nothing more from this webhook.
 pub(crate) async fn deliver(
     ctx: &Context,
     app_id: &str,
     hook: &Webhook,
-    events: &[&WebhookEvent],
+    events: &[&WebhookJob],
     idempotency_key: &str,
 ) -> Finished {
     let mut backoff = Backoff::new(&ctx.config);
-    let (first, count) = (events.first().map_or("", |e| e.name()), events.len());
+    let (first, count) = (events.first().map_or("", |j| j.event.name()), events.len());
     loop {
         // Looked up per attempt so retries are signed with the app's current secret.
         let outcome = match ctx.apps.by_id(app_id).await {
@@ -100,7 +100,7 @@ async fn attempt(
     ctx: &Context,
     app: &App,
     hook: &Webhook,
-    events: &[&WebhookEvent],
+    events: &[&WebhookJob],
     idempotency_key: &str,
 ) -> Outcome {
     // The receiver's slot first: while it waits here, a slow receiver's backlog holds none of
@@ -113,8 +113,9 @@ async fn attempt(
     };
     // Stamped per attempt, after any wait: receivers (the Python SDK) reject bodies older
     // than 300 s.
-    let body =
-        Bytes::from(serde_json::json!({ "time_ms": now_ms(), "events": events }).to_string());
+    let body = Bytes::from(
+        serde_json::json!({ "time_ms": now_ms(), "events": body_events(events) }).to_string(),
+    );
     let span = attempt_span(app, hook, events.len());
     let outcome = deliver::post(
         app,
@@ -137,6 +138,20 @@ async fn attempt(
 
 /// One POST's span: the receiver's host only (a URL's path and query may hold a token), never
 /// the body. A root of its own, sampled by ratio: the trigger that caused it is long gone.
+/// The body's event objects: each event as Pusher shapes it, with its stable `"id"` when the
+/// job has one (an extra field the SDKs' webhook helpers pass through).
+fn body_events(jobs: &[&WebhookJob]) -> Vec<serde_json::Value> {
+    jobs.iter()
+        .map(|job| {
+            let mut event = serde_json::to_value(&job.event).unwrap_or_default();
+            if let (Some(id), Some(object)) = (&job.id, event.as_object_mut()) {
+                object.insert("id".into(), id.as_str().into());
+            }
+            event
+        })
+        .collect()
+}
+
 fn attempt_span(app: &App, hook: &Webhook, events: usize) -> Span {
     if !trace::enabled() {
         return Span::none();
@@ -190,5 +205,26 @@ mod tests {
             .all(|d| *d >= Duration::from_millis(400) && *d <= Duration::from_millis(600)));
         // The last pause starts before the window ends; nothing starts after it.
         assert!(total <= Duration::from_secs(2) + Duration::from_millis(600));
+    }
+
+    #[test]
+    fn body_events_carry_a_stable_id_only_when_the_job_has_one() {
+        let job = |id: Option<&str>| WebhookJob {
+            app_id: "a".into(),
+            event: crate::WebhookEvent::ChannelOccupied {
+                channel: "c".into(),
+            },
+            time_ms: 1,
+            only_url: None,
+            id: id.map(str::to_owned),
+        };
+        let (with, without) = (job(Some("a:7:channel_occupied")), job(None));
+        assert_eq!(
+            body_events(&[&with, &without]),
+            [
+                serde_json::json!({"name": "channel_occupied", "channel": "c", "id": "a:7:channel_occupied"}),
+                serde_json::json!({"name": "channel_occupied", "channel": "c"}),
+            ]
+        );
     }
 }

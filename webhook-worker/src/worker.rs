@@ -263,7 +263,7 @@ async fn process(ctx: &Arc<Context>, app: &App, leased: &Leased) {
         let (ctx, hook, leased) = (ctx.clone(), hook.clone(), leased.clone());
         deliveries.spawn(async move {
             let job = &leased.job;
-            let finished = retry::deliver(&ctx, &job.app_id, &hook, &[&job.event], &key).await;
+            let finished = retry::deliver(&ctx, &job.app_id, &hook, &[job], &key).await;
             if let Finished::GaveUp(error) = finished {
                 give_up(&ctx, std::slice::from_ref(&leased), Some(&hook.url), &error).await;
             }
@@ -356,6 +356,7 @@ mod tests {
             },
             time_ms: 1,
             only_url: None,
+            id: None,
         };
         assert!(wants(&hook("http://a"), &job) && wants(&hook("http://b"), &job));
         job.only_url = Some("http://b".into());

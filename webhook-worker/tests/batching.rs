@@ -104,6 +104,7 @@ async fn batches_follow_each_webhooks_filter(queue: Arc<dyn WebhookQueue>) {
         },
         time_ms: n,
         only_url: None,
+        id: None,
     };
     let mut jobs: Vec<_> = (0..4).map(|n| job("app-1", n)).collect();
     jobs.extend((0..3).map(added));

@@ -141,6 +141,7 @@ async fn the_right_token_lists_and_replays(letters: Arc<dyn DeadLetters>) {
     // A replay is aimed at the webhook that failed, and only at it.
     let aimed = |n| WebhookJob {
         only_url: Some("http://127.0.0.1:1/".into()),
+        id: None,
         ..job("app-1", n)
     };
     assert_eq!(jobs, [aimed(1), aimed(2), aimed(3)]);

@@ -78,6 +78,7 @@ async fn replay_all_pushes_oldest_first(letters: Arc<dyn DeadLetters>) {
     // A replay is aimed at the webhook that failed, and only at it.
     let aimed = |n| WebhookJob {
         only_url: Some("http://127.0.0.1:1/hooks".into()),
+        id: None,
         ..job("app-1", n)
     };
     assert_eq!(jobs, [aimed(1), aimed(2), aimed(3)]);

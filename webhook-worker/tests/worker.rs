@@ -160,6 +160,7 @@ async fn every_job_reaches_every_matching_webhook_signed() {
         },
         time_ms: 1,
         only_url: None,
+        id: None,
     };
     let jobs = [job("app-1", 1), job("app-1", 2), added.clone()];
     for j in &jobs {

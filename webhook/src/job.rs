@@ -72,6 +72,11 @@ pub struct WebhookJob {
     /// so webhooks that already took the event do not get it twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only_url: Option<String>,
+    /// A stable id of the event, sent with it (`"id"` in the body's event object), when the
+    /// event may be sent more than once: channel-core carries out each change's effects at
+    /// least once, and a receiver drops a repeat by this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 #[cfg(test)]

@@ -9,13 +9,25 @@ use super::MemoryStore;
 use crate::store::{Effect, OutboxStore, PendingEffect};
 use crate::CoreError;
 
-#[derive(Default)]
 pub(super) struct Outbox {
     /// (due, id) → (app, effect): claimed in due order, then in the order made.
     due: BTreeMap<(Instant, u64), (String, Effect)>,
     /// id → its due time, to find an entry by id.
     at: HashMap<u64, Instant>,
     next: u64,
+    /// Set once per store: ids stay unique across restarts of the process.
+    epoch: u32,
+}
+
+impl Default for Outbox {
+    fn default() -> Outbox {
+        Outbox {
+            due: BTreeMap::new(),
+            at: HashMap::new(),
+            next: 0,
+            epoch: rand::random(),
+        }
+    }
 }
 
 impl Outbox {
@@ -40,7 +52,7 @@ impl Outbox {
             };
             out.push(PendingEffect {
                 app_id: app_id.clone(),
-                id: key.1.to_string(),
+                id: format!("{:08x}-{}", self.epoch, key.1),
                 effect: effect.clone(),
             });
             self.due.insert((now + claim, key.1), (app_id, effect));
@@ -50,7 +62,7 @@ impl Outbox {
     }
 
     fn forget(&mut self, id: &str) {
-        let Ok(id) = id.parse::<u64>() else {
+        let Some(Ok(id)) = id.split_once('-').map(|(_, n)| n.parse::<u64>()) else {
             return;
         };
         if let Some(at) = self.at.remove(&id) {

@@ -128,6 +128,7 @@ async fn relay(
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
             only_url: None,
+            id: None,
         };
         // Retries must not stall this connection's reads, so they run on their own.
         let queue = edge.deps.webhooks.clone();

@@ -174,15 +174,19 @@ async fn receive(mut stream: TcpStream) -> Result<Vec<Value>, String> {
         .collect())
 }
 
-/// `events` with redeliveries (a repeated Idempotency-Key and event) removed.
+/// `events` with redeliveries removed: a repeated event id (channel-core sends an effect at
+/// least once, each event with a stable `"id"`), or a repeated Idempotency-Key and event.
 pub fn distinct(events: &[Value]) -> Vec<Value> {
     let mut seen = std::collections::HashSet::new();
     events
         .iter()
-        .filter(|e| match e["_idempotency_key"].as_str() {
-            Some(key) => seen.insert((key.to_owned(), e.to_string())),
-            None => true,
-        })
+        .filter(
+            |e| match (e["id"].as_str(), e["_idempotency_key"].as_str()) {
+                (Some(id), _) => seen.insert(("id".to_owned(), id.to_owned())),
+                (None, Some(key)) => seen.insert((key.to_owned(), e.to_string())),
+                (None, None) => true,
+            },
+        )
         .cloned()
         .collect()
 }

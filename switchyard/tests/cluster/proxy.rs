@@ -13,11 +13,11 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub async fn start(upstream: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0")
+    /// Listens on `port` (picked free with the cluster's other ports).
+    pub async fn start(port: u16, upstream: u16) -> Proxy {
+        let listener = TcpListener::bind(("127.0.0.1", port))
             .await
-            .expect("bind a proxy port");
-        let port = listener.local_addr().expect("proxy addr").port();
+            .expect("bind the proxy's port");
         let (cut, rx) = watch::channel(false);
         tokio::spawn(accept(listener, upstream, rx));
         Proxy { port, cut }

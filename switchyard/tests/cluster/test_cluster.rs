@@ -73,8 +73,10 @@ impl TestCluster {
         let (ns, tag) = unique();
         let dir = std::env::temp_dir().join(format!("switchyard-{ns}"));
         fs::create_dir_all(&dir).expect("create the cluster's temp dir");
-        // core gRPC + health per replica, 2 edges, api, worker health, nats, redis.
-        let mut ports = free_ports(2 * opts.cores + 6).into_iter();
+        // core gRPC + health per replica, 2 edges, api, worker health, nats, redis, and the
+        // two proxies of edge 2. All picked at once: a port bound later with `:0` could be
+        // one just picked for a service that has not started yet.
+        let mut ports = free_ports(2 * opts.cores + 8).into_iter();
         let mut port = || ports.next().expect("enough ports");
 
         let hooks = if opts.webhooks {
@@ -232,8 +234,8 @@ enable_client_messages = true
         let mut edge2_nats = nats_port;
         let edge2_links = if opts.edge2_via_proxy {
             let links = EdgeLinks {
-                nats: Proxy::start(nats_port).await,
-                core: Proxy::start(edge2_core).await,
+                nats: Proxy::start(port(), nats_port).await,
+                core: Proxy::start(port(), edge2_core).await,
             };
             (edge2_nats, edge2_core) = (links.nats.port, links.core.port);
             Some(links)

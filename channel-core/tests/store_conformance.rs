@@ -63,6 +63,7 @@ conformance!(
     an_exhausted_quota_allows_again_in_a_later_window,
     holds_come_due_only_after_their_time,
     cancel_is_true_only_while_a_hold_is_pending,
+    a_claimed_hold_cannot_be_cancelled,
     a_newer_hold_replaces_the_older,
     a_claimed_hold_comes_due_again_only_after_the_claim,
     forget_keeps_a_newer_hold_of_the_same_key,

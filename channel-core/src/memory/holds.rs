@@ -11,8 +11,8 @@ use crate::CoreError;
 
 #[derive(Default)]
 pub(super) struct Holds {
-    /// (app, key) → (job, when it is due).
-    pending: HashMap<(String, String), (String, Instant)>,
+    /// (app, key) → (job, when it is due, whether a sender claimed it).
+    pending: HashMap<(String, String), (String, Instant, bool)>,
 }
 
 impl Holds {
@@ -24,14 +24,19 @@ impl Holds {
         job: String,
         hold: Duration,
     ) {
-        self.pending
-            .insert((app_id.to_owned(), key.to_owned()), (job, now + hold));
+        self.pending.insert(
+            (app_id.to_owned(), key.to_owned()),
+            (job, now + hold, false),
+        );
     }
 
+    /// A claimed hold is being sent: it stays, and false has the return sent too.
     pub(super) fn cancel(&mut self, app_id: &str, key: &str) -> bool {
-        self.pending
-            .remove(&(app_id.to_owned(), key.to_owned()))
-            .is_some()
+        let k = (app_id.to_owned(), key.to_owned());
+        match self.pending.get(&k) {
+            Some((_, _, false)) => self.pending.remove(&k).is_some(),
+            _ => false,
+        }
     }
 
     pub(super) fn claim_due(
@@ -41,12 +46,13 @@ impl Holds {
         limit: usize,
     ) -> Vec<DueHold> {
         let mut due = Vec::new();
-        for ((app_id, key), (job, at)) in self.pending.iter_mut() {
+        for ((app_id, key), (job, at, claimed)) in self.pending.iter_mut() {
             if due.len() == limit {
                 break;
             }
             if *at <= now {
                 *at = now + claim;
+                *claimed = true;
                 due.push(DueHold {
                     app_id: app_id.clone(),
                     key: key.clone(),
@@ -59,7 +65,11 @@ impl Holds {
 
     pub(super) fn forget(&mut self, due: &DueHold) {
         let k = (due.app_id.clone(), due.key.clone());
-        if self.pending.get(&k).is_some_and(|(job, _)| *job == due.job) {
+        if self
+            .pending
+            .get(&k)
+            .is_some_and(|(job, _, _)| *job == due.job)
+        {
             self.pending.remove(&k);
         }
     }

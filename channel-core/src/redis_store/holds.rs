@@ -42,6 +42,7 @@ impl HoldStore for RedisStore {
         let mut inv = self.scripts.hold_put.prepare_invoke();
         inv.key(app.holds())
             .key(app.holds_due())
+            .key(app.holds_claimed())
             .arg(key)
             .arg(job)
             .arg(ttl_ms(hold));
@@ -56,7 +57,10 @@ impl HoldStore for RedisStore {
     async fn cancel_hold(&self, app_id: &str, key: &str) -> Result<bool, CoreError> {
         let app = self.keys.app(app_id);
         let mut inv = self.scripts.hold_cancel.prepare_invoke();
-        inv.key(app.holds()).key(app.holds_due()).arg(key);
+        inv.key(app.holds())
+            .key(app.holds_due())
+            .key(app.holds_claimed())
+            .arg(key);
         let dropped: i64 = self.eval(&inv).await?;
         Ok(dropped == 1)
     }
@@ -78,6 +82,7 @@ impl HoldStore for RedisStore {
             let mut inv = self.scripts.hold_claim.prepare_invoke();
             inv.key(app.holds())
                 .key(app.holds_due())
+                .key(app.holds_claimed())
                 .arg(ttl_ms(claim))
                 .arg(limit - due.len());
             let flat: Vec<String> = self.eval(&inv).await?;
@@ -101,6 +106,7 @@ impl HoldStore for RedisStore {
         let mut inv = self.scripts.hold_forget.prepare_invoke();
         inv.key(app.holds())
             .key(app.holds_due())
+            .key(app.holds_claimed())
             .arg(&due.key)
             .arg(&due.job);
         let _: i64 = self.eval(&inv).await?;

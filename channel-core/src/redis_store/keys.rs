@@ -24,6 +24,7 @@
 //! | `ns:{app}:quota:<bucket>` | STRING | `<unix second> <used>` of a per-second allowance |
 //! | `ns:{app}:holds` | HASH | hold key → held leaving webhook job |
 //! | `ns:{app}:holds-due` | ZSET | hold key → due time in ms by the Redis clock |
+//! | `ns:{app}:holds-claimed` | HASH | hold key → 1 while a replica sends it (not cancellable) |
 //! | `ns:holds-apps` | SET | apps that may have held webhooks (a superset) |
 //! | `ns:{app}:fx` | HASH | outbox: effect id → effect JSON (see `outbox.lua`) |
 //! | `ns:{app}:fx-due` | ZSET | effect id → when it is due (ms, Redis clock; pushed back by a claim) |
@@ -170,6 +171,11 @@ impl AppKeys {
     /// ZSET hold key → due time (ms, Redis clock).
     pub(super) fn holds_due(&self) -> String {
         format!("{}:holds-due", self.prefix)
+    }
+
+    /// HASH hold key → 1 while a replica is sending it.
+    pub(super) fn holds_claimed(&self) -> String {
+        format!("{}:holds-claimed", self.prefix)
     }
 
     /// The app's outbox: HASH effect id → effect JSON, ZSET effect id → due ms, and the

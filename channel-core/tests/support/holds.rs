@@ -112,6 +112,26 @@ pub async fn cancel_is_true_only_while_a_hold_is_pending(s: Store) {
     );
 }
 
+/// A hold a replica claimed is being sent: cancelling it would drop the return while the leave
+/// still goes out, so it is not cancelled and the return is sent too.
+pub async fn a_claimed_hold_cannot_be_cancelled(s: Store) {
+    s.hold("a", "k", "j".into(), Duration::ZERO)
+        .await
+        .expect("hold");
+    let got = claim(&s, LONG).await;
+    assert_eq!(got, vec![due("a", "k", "j")]);
+    assert!(
+        !s.cancel_hold("a", "k").await.expect("cancel"),
+        "being sent"
+    );
+    s.forget_hold(&got[0]).await.expect("forget");
+    s.hold("a", "k", "j2".into(), LONG).await.expect("hold");
+    assert!(
+        s.cancel_hold("a", "k").await.expect("cancel"),
+        "a new hold of the key starts unclaimed"
+    );
+}
+
 pub async fn a_newer_hold_replaces_the_older(s: Store) {
     s.hold("a", "k", "old".into(), LONG).await.expect("hold");
     s.hold("a", "k", "new".into(), Duration::ZERO)

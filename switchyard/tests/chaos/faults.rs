@@ -55,6 +55,11 @@ pub const ALL: [Fault; 15] = [
 ];
 
 impl Fault {
+    /// Whether the fault kills the NATS server (what it held in flight is gone).
+    pub fn crashes_the_bus(self) -> bool {
+        self == Fault::NatsDown
+    }
+
     /// Whether the fault loses the store's every key (and with it the webhook queue, the held
     /// webhooks and the outbox, which live in the same Redis).
     pub fn loses_the_store(self) -> bool {

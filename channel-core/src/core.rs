@@ -80,6 +80,15 @@ impl Core {
         self.apps.by_id(app_id).await.ok().flatten()
     }
 
+    /// The app an effect belongs to; `None` when it no longer exists. An app store that
+    /// cannot answer is an error, so the effect is carried out later rather than dropped.
+    pub(crate) async fn effect_app(&self, app_id: &str) -> Result<Option<Arc<App>>, CoreError> {
+        self.apps
+            .by_id(app_id)
+            .await
+            .map_err(|e| CoreError::Unavailable(format!("app store: {e}")))
+    }
+
     /// A `member_added` / `member_removed` frame, stamped with the membership sequence
     /// number the change took.
     pub(crate) async fn publish_member_event(
@@ -178,7 +187,7 @@ impl Core {
         if t.before == t.after {
             return Ok(());
         }
-        let Some(app) = self.app(app_id).await else {
+        let Some(app) = self.effect_app(app_id).await? else {
             return Ok(());
         };
         let key = HoldKey {

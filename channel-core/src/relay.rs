@@ -25,11 +25,17 @@ const BATCH: usize = 100;
 impl Core {
     /// Carries out the effects that are due, in order; returns how many were claimed. On a
     /// failure it stops: the failed effect and the rest of the batch come due again, in
-    /// order, when their claims lapse.
+    /// order, when their claims lapse. So does a batch that takes half its claim, so that no
+    /// other relay takes an effect this one may still be carrying out.
     pub async fn release_effects(&self) -> Result<usize, CoreError> {
+        let started = std::time::Instant::now();
         let claimed = self.store.claim_effects(CLAIM, BATCH).await?;
         let n = claimed.len();
         for pending in claimed {
+            if started.elapsed() > CLAIM / 2 {
+                tracing::warn!("a batch of effects is taking long; the rest waits for its claim");
+                return Ok(0);
+            }
             if let Err(e) = self.carry_out(&pending).await {
                 tracing::warn!(app_id = %pending.app_id, id = %pending.id, error = %e, "effect failed; will retry");
                 return Err(e);
@@ -60,7 +66,7 @@ impl Core {
                     frame::channel_event("pusher_internal:member_added", channel, &data, None);
                 self.publish_member_event(app_id, channel, frame, except.as_deref(), *seq)
                     .await?;
-                let Some(app) = self.app(app_id).await else {
+                let Some(app) = self.effect_app(app_id).await? else {
                     return Ok(());
                 };
                 let key = HoldKey::member(app_id, channel, user_id);
@@ -80,7 +86,7 @@ impl Core {
                     frame::channel_event("pusher_internal:member_removed", channel, &data, None);
                 self.publish_member_event(app_id, channel, frame, None, *seq)
                     .await?;
-                let Some(app) = self.app(app_id).await else {
+                let Some(app) = self.effect_app(app_id).await? else {
                     return Ok(());
                 };
                 let key = HoldKey::member(app_id, channel, user_id);

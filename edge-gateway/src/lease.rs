@@ -45,7 +45,12 @@ impl Edge {
                 () = self.beat_now.notified() => {}
             }
             let id = self.id();
-            let ok = match self.deps.core.heartbeat(&id).await {
+            let answer = self.deps.core.heartbeat(&id).await;
+            if *self.id() != *id {
+                // The id was replaced while the beat was out: its answer is about the old one.
+                continue;
+            }
+            let ok = match answer {
                 Ok(live) => {
                     match beat(live, self.leased.load(Ordering::Relaxed)) {
                         Beat::Held => self.leased.store(true, Ordering::Relaxed),
@@ -64,10 +69,22 @@ impl Edge {
             };
             self.ready.store(ok, Ordering::Relaxed);
             if ok {
-                self.removals
-                    .retry(&self.id(), self.deps.core.as_ref())
-                    .await;
+                self.retry_removals.notify_one();
             }
+        }
+    }
+
+    /// Sends removals core has not confirmed, after each heartbeat it answered, in a task of
+    /// its own: a slow core must not delay the heartbeat and cost the edge its lease.
+    pub(crate) async fn send_removals(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                () = self.retry_removals.notified() => {}
+            }
+            self.removals
+                .retry(&self.id(), self.deps.core.as_ref())
+                .await;
         }
     }
 

@@ -115,6 +115,8 @@ pub struct Edge {
     beat_now: Notify,
     /// Removals core has yet to confirm.
     removals: Removals,
+    /// Asks for the pending removals to be sent (core just answered a heartbeat).
+    retry_removals: Notify,
 }
 
 impl Edge {
@@ -139,9 +141,11 @@ impl Edge {
             leased: AtomicBool::new(false),
             beat_now: Notify::new(),
             removals: Removals::default(),
+            retry_removals: Notify::new(),
         });
         tokio::spawn(edge.clone().report());
         tokio::spawn(edge.clone().beat());
+        tokio::spawn(edge.clone().send_removals());
         tokio::spawn(edge.clone().resync());
         tokio::spawn(edge.clone().watch_bus());
         tokio::spawn(edge.clone().sweep());

@@ -58,7 +58,22 @@ impl Removal {
 
 #[derive(Default)]
 pub(crate) struct Removals {
-    pending: Mutex<Vec<Removal>>,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    removals: Vec<Removal>,
+    /// Leaves withdrawn while a retry pass held them: (app, channel, socket).
+    withdrawn: Vec<(Arc<str>, Box<str>, Arc<str>)>,
+}
+
+impl Removal {
+    /// Whether this is the leave of `socket` from `channel` of `app`.
+    fn is_leave_of(&self, app: &str, name: &str, socket: &str) -> bool {
+        matches!(self, Removal::Leave { app_id, channel, socket_id, .. }
+            if **app_id == *app && **channel == *name && **socket_id == *socket)
+    }
 }
 
 impl Removals {
@@ -66,7 +81,7 @@ impl Removals {
     pub(crate) async fn send(&self, removal: Removal, core: &dyn EdgeCore) {
         if let Err(e) = removal.send(core).await {
             tracing::warn!(error = %e, ?removal, "removal failed; will retry");
-            self.lock().push(removal);
+            self.lock().removals.push(removal);
         }
     }
 
@@ -74,29 +89,54 @@ impl Removals {
     /// run after the new join, so it is dropped (the join finds the old connection and keeps
     /// it).
     pub(crate) fn forget_leave(&self, app: &str, name: &str, socket: &str) {
-        self.lock().retain(|r| {
-            !matches!(r, Removal::Leave { app_id, channel, socket_id, .. }
-                if **app_id == *app && **channel == *name && **socket_id == *socket)
-        });
+        let mut pending = self.lock();
+        pending
+            .removals
+            .retain(|r| !r.is_leave_of(app, name, socket));
+        // A retry pass may hold it right now: it checks this before sending or keeping it.
+        pending
+            .withdrawn
+            .push((app.into(), name.into(), socket.into()));
+    }
+
+    fn withdrawn(&self, removal: &Removal) -> bool {
+        self.lock()
+            .withdrawn
+            .iter()
+            .any(|(app, name, socket)| removal.is_leave_of(app, name, socket))
     }
 
     /// Sends every pending removal made under `edge` once; those that fail stay. Removals made
     /// under an earlier id are dropped: the reap of that id removes what they would have.
+    /// A pass stops at the first failure (core is still down), keeping the rest.
     pub(crate) async fn retry(&self, edge: &str, core: &dyn EdgeCore) {
-        let pending = std::mem::take(&mut *self.lock());
-        let mut failed = Vec::new();
+        let pending = {
+            let mut pending = self.lock();
+            pending.withdrawn.clear();
+            std::mem::take(&mut pending.removals)
+        };
+        let mut kept = Vec::new();
+        let mut failed = false;
         for removal in pending {
-            if removal.edge() != edge {
+            if removal.edge() != edge || self.withdrawn(&removal) {
                 continue;
             }
-            if removal.send(core).await.is_err() {
-                failed.push(removal);
+            if failed || removal.send(core).await.is_err() {
+                failed = true;
+                kept.push(removal);
             }
         }
-        self.lock().extend(failed);
+        let mut pending = self.lock();
+        kept.retain(|r| {
+            !pending
+                .withdrawn
+                .iter()
+                .any(|(app, name, socket)| r.is_leave_of(app, name, socket))
+        });
+        pending.removals.extend(kept);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Removal>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -125,11 +125,8 @@ impl LeaseStore for MemoryStore {
         let first_seq = ch.seq + 1;
         ch.seq += users_left.len() as u64;
         let seq = ch.seq;
-        ch.reset_seq_if_no_members();
         let after = ch.total;
-        if ch.is_empty() {
-            state.channels.remove(&k);
-        }
+        state.drop_if_empty(&k);
         let now = Instant::now();
         for (n, user_id) in (first_seq..).zip(&users_left) {
             let effect = Effect::MemberRemoved {

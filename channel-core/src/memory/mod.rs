@@ -42,6 +42,8 @@ struct State {
     /// Claimed or reaped edges → when: refused any write that adds, and any new lease.
     fenced: HashMap<String, Instant>,
     last_sweep: Option<Instant>,
+    /// Membership numbers of channels that emptied → when.
+    idle_seqs: HashMap<Key, (u64, Instant)>,
     limits: Limits,
     holds: Holds,
     outbox: Outbox,
@@ -49,6 +51,8 @@ struct State {
 
 /// How often expired cache entries are swept; reads ignore them in between.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How long an empty channel's membership number is kept.
+const SEQ_KEPT: Duration = Duration::from_secs(3600);
 
 #[derive(Default)]
 struct ChannelState {
@@ -57,7 +61,9 @@ struct ChannelState {
     /// user id → (member, its connections as (edge, socket)); insertion order kept in `order`.
     users: HashMap<String, (Member, Vec<(String, String)>)>,
     order: Vec<String>,
-    /// Membership sequence number; 0 again once `users` is empty.
+    /// Membership sequence number. It outlives the channel for [`SEQ_KEPT`] (in
+    /// `State::idle_seqs`), so a channel that empties and fills again keeps counting up and an
+    /// edge never mistakes a new event for an old one.
     seq: u64,
 }
 
@@ -71,12 +77,6 @@ impl ChannelState {
             .iter()
             .filter_map(|id| self.users.get(id).map(|(m, _)| m.clone()))
             .collect()
-    }
-
-    fn reset_seq_if_no_members(&mut self) {
-        if self.users.is_empty() {
-            self.seq = 0;
-        }
     }
 
     fn counts(&self) -> ChannelCounts {
@@ -98,6 +98,35 @@ impl MemoryStore {
 }
 
 impl State {
+    /// The channel's state, made (with its kept membership number) if it had none.
+    fn channel(&mut self, k: &Key) -> &mut ChannelState {
+        if !self.channels.contains_key(k) {
+            let seq = self.idle_seqs.remove(k).map_or(0, |(seq, _)| seq);
+            self.channels.insert(
+                k.clone(),
+                ChannelState {
+                    seq,
+                    ..ChannelState::default()
+                },
+            );
+        }
+        self.channels.get_mut(k).expect("just made")
+    }
+
+    /// Drops an empty channel, keeping its membership number for a while.
+    fn drop_if_empty(&mut self, k: &Key) {
+        if self.channels.get(k).is_some_and(ChannelState::is_empty) {
+            if let Some(ch) = self.channels.remove(k) {
+                let now = Instant::now();
+                if self.idle_seqs.len() % 1024 == 1023 {
+                    self.idle_seqs
+                        .retain(|_, (_, at)| now.duration_since(*at) < SEQ_KEPT);
+                }
+                self.idle_seqs.insert(k.clone(), (ch.seq, now));
+            }
+        }
+    }
+
     /// Refuses a write that adds to what `edge` holds once a reaper has taken the edge.
     fn admit_write(&self, edge: &str) -> Result<(), CoreError> {
         if self.fenced.contains_key(edge) {
@@ -125,7 +154,7 @@ impl CountStore for MemoryStore {
             state.admit_write(edge)?;
         }
         let k = key(app_id, channel);
-        let ch = state.channels.entry(k.clone()).or_default();
+        let ch = state.channel(&k);
         let before = ch.total;
         let old = if count == 0 {
             ch.edge_counts.remove(edge).unwrap_or(0)
@@ -134,9 +163,7 @@ impl CountStore for MemoryStore {
         };
         ch.total = ch.total - old + count;
         let after = ch.total;
-        if ch.is_empty() {
-            state.channels.remove(&k);
-        }
+        state.drop_if_empty(&k);
         if before != after {
             let effect = Effect::Count {
                 channel: channel.to_owned(),
@@ -187,7 +214,7 @@ impl PresenceStore for MemoryStore {
     ) -> Result<JoinResult, CoreError> {
         let mut state = self.lock();
         state.admit_write(edge)?;
-        let ch = state.channels.entry(key(app_id, channel)).or_default();
+        let ch = state.channel(&key(app_id, channel));
         let conn = (edge.to_owned(), socket_id.to_owned());
         let known = ch.users.len();
         let first = match ch.users.get_mut(&member.user_id) {
@@ -252,10 +279,7 @@ impl PresenceStore for MemoryStore {
             ch.seq += 1;
         }
         let seq = ch.seq;
-        ch.reset_seq_if_no_members();
-        if ch.is_empty() {
-            state.channels.remove(&k);
-        }
+        state.drop_if_empty(&k);
         if last {
             let effect = Effect::MemberRemoved {
                 channel: channel.to_owned(),
@@ -269,14 +293,18 @@ impl PresenceStore for MemoryStore {
 
     async fn presence(&self, app_id: &str, channel: &str) -> Result<Presence, CoreError> {
         let state = self.lock();
+        let k = key(app_id, channel);
         Ok(state
             .channels
-            .get(&key(app_id, channel))
+            .get(&k)
             .map(|ch| Presence {
                 members: ch.members(),
                 seq: ch.seq,
             })
-            .unwrap_or_default())
+            .unwrap_or_else(|| Presence {
+                members: Vec::new(),
+                seq: state.idle_seqs.get(&k).map_or(0, |(seq, _)| *seq),
+            }))
     }
 }
 

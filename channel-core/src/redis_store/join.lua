@@ -21,6 +21,8 @@ if prev ~= ARGV[3] then
     redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
     redis.call('ZADD', KEYS[2], seq, ARGV[3])
     local mseq = redis.call('INCR', KEYS[7])
+    -- Kept while the channel has members; an hour after the last one leaves, it goes.
+    redis.call('PERSIST', KEYS[7])
     emit(KEYS[8], KEYS[9], KEYS[10],
       {t = 'member_added', ch = ARGV[7], u = ARGV[3], i = ARGV[4], x = ARGV[2], s = mseq})
     first = 1

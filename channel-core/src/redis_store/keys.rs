@@ -15,7 +15,7 @@
 //! | `ns:{app}:conn:<channel>` | HASH | `len(edge):edge:socket` → user id |
 //! | `ns:{app}:ucnt:<channel>` | HASH | user id → presence connections |
 //! | `ns:{app}:esock:<len>:<channel>:<edge>` | SET | the edge's presence sockets |
-//! | `ns:{app}:mseq:<channel>` | STRING | membership sequence number (gone with the last member) |
+//! | `ns:{app}:mseq:<channel>` | STRING | membership sequence number (kept an hour after the last member) |
 //! | `ns:{app}:occupied` | ZSET | channels with a total above zero, by name |
 //! | `ns:{app}:cache:<channel>` | STRING | last cache-channel frame, with PX expiry |
 //! | `ns:{app}:online:<user>` | SET | `len(edge):edge:socket` signed in as the user |
@@ -27,7 +27,8 @@
 //! | `ns:{app}:holds-claimed` | HASH | hold key → 1 while a replica sends it (not cancellable) |
 //! | `ns:holds-apps` | SET | apps that may have held webhooks (a superset) |
 //! | `ns:{app}:fx` | HASH | outbox: effect id → effect JSON (see `outbox.lua`) |
-//! | `ns:{app}:fx-due` | ZSET | effect id → when it is due (ms, Redis clock; pushed back by a claim) |
+//! | `ns:{app}:fx-due` | ZSET | effect id → when it was made (ms, Redis clock): their order |
+//! | `ns:{app}:fx-claimed` | HASH | effect id → deadline of the relay that claimed it (ms) |
 //! | `ns:{app}:fx-seq` | STRING | the last effect id |
 //! | `ns:fx-apps` | SET | apps that may have effects (a superset) |
 //! | `ns:{app}:edge:<edge>` | SET | what the edge holds in the app (`c<channel>`, `u<user>`, `n`) |
@@ -178,7 +179,12 @@ impl AppKeys {
         format!("{}:holds-claimed", self.prefix)
     }
 
-    /// The app's outbox: HASH effect id → effect JSON, ZSET effect id → due ms, and the
+    /// HASH effect id → deadline (ms) of the relay that claimed it.
+    pub(super) fn effects_claimed(&self) -> String {
+        format!("{}:fx-claimed", self.prefix)
+    }
+
+    /// The app's outbox: HASH effect id → effect JSON, ZSET effect id → creation ms, and the
     /// counter that makes ids.
     pub(super) fn outbox(&self) -> [String; 3] {
         [

@@ -4,7 +4,8 @@
 --       8 membership sequence number, 9-11 outbox
 -- ARGV: 1 conn, 2 socket, 3 edge, 4 holding, 5 channel
 -- Returns nil when the connection was not a member, else {user, 1 | 0 (last connection),
--- sequence number}. The number goes with the last member (it starts again from 0).
+-- sequence number}. The number outlives the last member by an hour, so a channel that fills
+-- again keeps counting up.
 local user = redis.call('HGET', KEYS[3], ARGV[1])
 if not user then
   return false
@@ -23,10 +24,11 @@ local seq = tonumber(redis.call('GET', KEYS[8]) or 0) + last
 if last == 1 then
   emit(KEYS[9], KEYS[10], KEYS[11], {t = 'member_removed', ch = ARGV[5], u = user, s = seq})
 end
-if redis.call('HLEN', KEYS[1]) == 0 then
-  redis.call('DEL', KEYS[8])
-elseif last == 1 then
+if last == 1 then
   redis.call('SET', KEYS[8], seq)
+end
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('PEXPIRE', KEYS[8], 3600000)
 end
 
 if redis.call('SCARD', KEYS[5]) == 0 and redis.call('HEXISTS', KEYS[6], ARGV[3]) == 0 then

@@ -2,7 +2,7 @@
 -- effect is written in the same atomic step as the change; core's relay carries it out at least
 -- once and then forgets it, so nothing that must happen is left to a request a deadline can
 -- cancel, or to a core that dies. Each script passes its outbox keys explicitly: the app's
--- effects (HASH id → JSON), their due times (ZSET id → ms, Redis clock) and its id counter.
+-- effects (HASH id → JSON), their order (ZSET id → creation ms, Redis clock) and its id counter.
 -- Ids are the time and a counter, zero-padded, so effects due in the same millisecond are claimed
 -- in the order made, and unique even after Redis lost its keys (the counter starts again).
 local function emit(fx, fx_due, fx_seq, effect)

@@ -37,16 +37,23 @@ impl OutboxStore for RedisStore {
     ) -> Result<Vec<PendingEffect>, CoreError> {
         let mut pipe = redis::pipe();
         pipe.smembers(self.keys.effect_apps());
-        let (apps,): (Vec<String>,) = self.query(&pipe).await?;
+        let (mut apps,): (Vec<String>,) = self.query(&pipe).await?;
+        // A different app first each time, so one busy app cannot starve the others.
+        if !apps.is_empty() {
+            let start = rand::random::<u32>() as usize % apps.len();
+            apps.rotate_left(start);
+        }
         let mut claimed = Vec::new();
         for app_id in apps {
             if claimed.len() >= limit {
                 break;
             }
-            let [fx, fx_due, _] = self.keys.app(&app_id).outbox();
+            let app = self.keys.app(&app_id);
+            let [fx, fx_due, _] = app.outbox();
             let mut inv = self.scripts.effect_claim.prepare_invoke();
             inv.key(&fx)
                 .key(&fx_due)
+                .key(app.effects_claimed())
                 .arg(ttl_ms(claim))
                 .arg(limit - claimed.len());
             let flat: Vec<String> = self.eval(&inv).await?;
@@ -72,12 +79,15 @@ impl OutboxStore for RedisStore {
     }
 
     async fn forget_effect(&self, effect: &PendingEffect) -> Result<(), CoreError> {
-        let [fx, fx_due, _] = self.keys.app(&effect.app_id).outbox();
+        let app = self.keys.app(&effect.app_id);
+        let [fx, fx_due, _] = app.outbox();
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hdel(fx, &effect.id)
             .ignore()
             .zrem(fx_due, &effect.id)
+            .ignore()
+            .hdel(app.effects_claimed(), &effect.id)
             .ignore();
         self.query(&pipe).await
     }

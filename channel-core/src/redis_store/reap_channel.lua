@@ -40,10 +40,11 @@ end
 if before ~= after then
   emit(KEYS[10], KEYS[11], KEYS[12], {t = 'count', ch = ARGV[2], b = before, a = after})
 end
-if redis.call('HLEN', KEYS[2]) == 0 then
-  redis.call('DEL', KEYS[9])
-elseif #left > 0 then
+if #left > 0 then
   redis.call('SET', KEYS[9], seq)
+end
+if redis.call('HLEN', KEYS[2]) == 0 and seq > 0 then
+  redis.call('PEXPIRE', KEYS[9], 3600000)
 end
 
 if after > 0 then

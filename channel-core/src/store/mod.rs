@@ -85,7 +85,8 @@ pub struct Presence {
     pub members: Vec<Member>,
     /// Every member added or removed counts one up, in the same atomic step as the change,
     /// so `member_added` / `member_removed` events can be ordered and an edge that missed
-    /// one can tell. It starts again from 0 once the channel has no members.
+    /// one can tell. It outlives the channel's last member by an hour, so a channel that
+    /// fills again keeps counting up.
     pub seq: u64,
 }
 

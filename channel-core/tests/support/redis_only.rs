@@ -101,12 +101,23 @@ async fn leaves_no_keys_behind() {
         .query_async(&mut con)
         .await
         .expect("pttl");
+    let mseq = format!("{ns}:{{a}}:mseq:presence-p");
+    let mseq_ttl: i64 = redis::cmd("PTTL")
+        .arg(&mseq)
+        .query_async(&mut con)
+        .await
+        .expect("pttl");
     super::delete_namespace(&ns).await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
-    // So does each app's effect id counter (one small key per app, so ids never repeat).
-    assert_eq!(left, vec![format!("{ns}:{{a}}:fx-seq"), dead]);
+    // So does each app's effect id counter (one small key per app, so ids never repeat), and
+    // for an hour the membership number of a presence channel that emptied.
+    assert_eq!(left, vec![format!("{ns}:{{a}}:fx-seq"), mseq, dead]);
+    assert!(
+        (1..=3_600_000).contains(&mseq_ttl),
+        "an empty channel's number expires: {mseq_ttl}"
+    );
     assert!(
         (1..=3_600_000).contains(&dead_ttl),
         "the dead edges expire: {dead_ttl}"

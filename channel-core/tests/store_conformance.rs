@@ -48,6 +48,7 @@ conformance!(
     a_reaped_edge_learns_it_lost_its_lease,
     a_fenced_edge_cannot_add_but_can_remove,
     a_reaped_edge_never_gets_a_lease_again,
+    a_write_before_the_first_beat_is_covered_by_a_lease,
     an_expired_but_unclaimed_lease_is_still_intact,
     concurrent_joins_and_leaves_decide_once,
     concurrent_count_reports_occupy_and_vacate_once,

@@ -136,8 +136,6 @@ async fn attempt(
     outcome
 }
 
-/// One POST's span: the receiver's host only (a URL's path and query may hold a token), never
-/// the body. A root of its own, sampled by ratio: the trigger that caused it is long gone.
 /// The body's event objects: each event as Pusher shapes it, with its stable `"id"` when the
 /// job has one (an extra field the SDKs' webhook helpers pass through).
 fn body_events(jobs: &[&WebhookJob]) -> Vec<serde_json::Value> {
@@ -152,6 +150,8 @@ fn body_events(jobs: &[&WebhookJob]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// One POST's span: the receiver's host only (a URL's path and query may hold a token), never
+/// the body. A root of its own, sampled by ratio: the trigger that caused it is long gone.
 fn attempt_span(app: &App, hook: &Webhook, events: usize) -> Span {
     if !trace::enabled() {
         return Span::none();

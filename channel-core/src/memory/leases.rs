@@ -17,7 +17,9 @@ impl LeaseStore for MemoryStore {
             return Ok(false);
         }
         let before = state.leases.insert(edge.to_owned(), now + ttl);
-        Ok(before.is_some())
+        // A lease a write made is not one a beat was granted: this is still the first.
+        let provisional = state.provisional.remove(edge);
+        Ok(before.is_some() && !provisional)
     }
 
     async fn claim_expired_edge(&self, claim: Duration) -> Result<Option<String>, CoreError> {
@@ -40,6 +42,7 @@ impl LeaseStore for MemoryStore {
                     return Ok(None);
                 };
                 state.leases.remove(&edge);
+                state.provisional.remove(&edge);
                 edge
             }
         };

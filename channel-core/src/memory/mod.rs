@@ -41,6 +41,8 @@ struct State {
     reaping: HashMap<String, Instant>,
     /// Claimed or reaped edges → when: refused any write that adds, and any new lease.
     fenced: HashMap<String, Instant>,
+    /// Edges whose lease a write made before their first heartbeat.
+    provisional: std::collections::HashSet<String>,
     last_sweep: Option<Instant>,
     /// Membership numbers of channels that emptied → when.
     idle_seqs: HashMap<Key, (u64, Instant)>,
@@ -51,6 +53,8 @@ struct State {
 
 /// How often expired cache entries are swept; reads ignore them in between.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// See `redis_store`'s `register_edge`.
+const PROVISIONAL_LEASE: Duration = Duration::from_secs(30);
 /// How long an empty channel's membership number is kept.
 const SEQ_KEPT: Duration = Duration::from_secs(3600);
 
@@ -127,10 +131,17 @@ impl State {
         }
     }
 
-    /// Refuses a write that adds to what `edge` holds once a reaper has taken the edge.
-    fn admit_write(&self, edge: &str) -> Result<(), CoreError> {
+    /// Refuses a write that adds to what `edge` holds once a reaper has taken the edge; gives
+    /// an edge without a lease (a new id whose first beat is on its way) a provisional one, so
+    /// what it writes is reaped even if it dies before it beats.
+    fn admit_write(&mut self, edge: &str) -> Result<(), CoreError> {
         if self.fenced.contains_key(edge) {
             return Err(CoreError::Fenced(edge.to_owned()));
+        }
+        if !self.leases.contains_key(edge) {
+            self.leases
+                .insert(edge.to_owned(), Instant::now() + PROVISIONAL_LEASE);
+            self.provisional.insert(edge.to_owned());
         }
         Ok(())
     }

@@ -38,6 +38,10 @@ enum Guard {
     Unregistered,
 }
 
+/// The lease an edge gets from a write made before its first heartbeat: long enough for that
+/// beat to arrive from a slow core, short enough that a crash right then is soon reaped.
+pub(super) const PROVISIONAL_LEASE: Duration = Duration::from_secs(30);
+
 /// Longest TTL passed to Redis (about 300 years); `SET PX` rejects values near `i64::MAX`.
 const MAX_TTL_MS: u64 = 10_000_000_000_000;
 
@@ -105,8 +109,11 @@ impl RedisStore {
         inv.key(self.keys.reaping())
             .key(self.keys.dead())
             .key(self.keys.edge_apps(edge))
+            .key(self.keys.leases())
+            .key(self.keys.provisional())
             .arg(edge)
-            .arg(app_id);
+            .arg(app_id)
+            .arg(ttl_ms(PROVISIONAL_LEASE));
         let registered: i64 = self.eval(&inv).await?;
         if registered == 0 {
             return Err(CoreError::Fenced(edge.to_owned()));

@@ -38,6 +38,7 @@
 //! | `ns:{edges}:live` | ZSET | edge → lease expiry in ms by the Redis clock |
 //! | `ns:{edges}:reaping` | ZSET | edge → deadline of the reaper that claimed it |
 //! | `ns:{edges}:dead` | ZSET | reaped edges → when (ms), for an hour: never live again |
+//! | `ns:{edges}:provisional` | SET | edges whose lease a write made before their first beat |
 
 use crate::store::Holding;
 
@@ -84,6 +85,11 @@ impl Keys {
     /// SET of app ids that may have held webhooks (a superset).
     pub(super) fn holds_apps(&self) -> String {
         format!("{}:holds-apps", self.ns)
+    }
+
+    /// SET of edges whose lease a write made before their first heartbeat (`register_edge`).
+    pub(super) fn provisional(&self) -> String {
+        format!("{}:{{edges}}:provisional", self.ns)
     }
 
     /// ZSET of reaped edges → when they were forgotten (ms), pruned after an hour: an edge

@@ -17,6 +17,7 @@ impl LeaseStore for RedisStore {
         inv.key(self.keys.leases())
             .key(self.keys.reaping())
             .key(self.keys.dead())
+            .key(self.keys.provisional())
             .arg(edge)
             .arg(ttl_ms(ttl));
         let live: i64 = self.eval(&inv).await?;
@@ -27,6 +28,7 @@ impl LeaseStore for RedisStore {
         let mut inv = self.scripts.claim_edge.prepare_invoke();
         inv.key(self.keys.leases())
             .key(self.keys.reaping())
+            .key(self.keys.provisional())
             .arg(ttl_ms(claim));
         self.eval(&inv).await
     }

@@ -100,3 +100,32 @@ pub async fn a_reaped_edge_never_gets_a_lease_again(s: Store) {
         "the heartbeat of a dead edge made no lease to reap again"
     );
 }
+
+/// A new edge id writes before its first heartbeat lands (its clients reconnect at once): the
+/// write gives it a lease, so a crash right then is still reaped, and the heartbeat still
+/// counts as its first.
+pub async fn a_write_before_the_first_beat_is_covered_by_a_lease(s: Store) {
+    s.join("a", "presence-p", "fresh", "1.1", member("u"), 10)
+        .await
+        .expect("join");
+    assert_eq!(
+        s.claim_expired_edge(CLAIM).await.expect("claim"),
+        None,
+        "the provisional lease has not run out"
+    );
+    let live = s
+        .touch_edge("fresh", Duration::from_secs(60))
+        .await
+        .expect("touch");
+    assert!(!live, "still the edge's first heartbeat");
+    let live = s
+        .touch_edge("fresh", Duration::from_millis(50))
+        .await
+        .expect("touch");
+    assert!(live, "and then its lease");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        s.claim_expired_edge(CLAIM).await.expect("claim").as_deref(),
+        Some("fresh")
+    );
+}

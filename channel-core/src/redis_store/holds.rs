@@ -11,18 +11,21 @@ use crate::store::{DueHold, HoldStore};
 use crate::CoreError;
 
 impl RedisStore {
-    /// Removes an app without holds from the index. A hold added meanwhile re-adds the app
-    /// after writing itself, and this re-adds it if one appeared, so none goes unlisted.
-    async fn unlist_if_empty(&self, app_id: &str) -> Result<(), CoreError> {
-        let app = self.keys.app(app_id);
+    /// Removes `app_id` from the app list `index` once the app's `hash` (its holds, its
+    /// effects) is empty. A writer lists the app around its write, and this re-lists it if an
+    /// entry appeared meanwhile, so none goes unlisted.
+    pub(super) async fn unlist_if_empty(
+        &self,
+        index: String,
+        hash: String,
+        app_id: &str,
+    ) -> Result<(), CoreError> {
         let mut pipe = redis::pipe();
-        pipe.srem(self.keys.holds_apps(), app_id)
-            .ignore()
-            .hlen(app.holds());
+        pipe.srem(&index, app_id).ignore().hlen(hash);
         let (left,): (u64,) = self.query(&pipe).await?;
         if left > 0 {
             let mut pipe = redis::pipe();
-            pipe.sadd(self.keys.holds_apps(), app_id).ignore();
+            pipe.sadd(index, app_id).ignore();
             self.query::<()>(&pipe).await?;
         }
         Ok(())
@@ -87,7 +90,9 @@ impl HoldStore for RedisStore {
                 .arg(limit - due.len());
             let flat: Vec<String> = self.eval(&inv).await?;
             if flat.is_empty() {
-                self.unlist_if_empty(&app_id).await?;
+                let holds = self.keys.app(&app_id).holds();
+                self.unlist_if_empty(self.keys.holds_apps(), holds, &app_id)
+                    .await?;
             }
             let mut it = flat.into_iter();
             while let (Some(key), Some(job)) = (it.next(), it.next()) {

@@ -11,23 +11,6 @@ use super::RedisStore;
 use crate::store::{OutboxStore, PendingEffect};
 use crate::CoreError;
 
-impl RedisStore {
-    /// Removes an app without effects from the list. A script that writes one lists the app
-    /// first, and this re-lists it if one appeared meanwhile, so none goes unlisted.
-    async fn unlist_effects_if_empty(&self, app_id: &str) -> Result<(), CoreError> {
-        let [fx, _, _] = self.keys.app(app_id).outbox();
-        let mut pipe = redis::pipe();
-        pipe.srem(self.keys.effect_apps(), app_id).ignore().hlen(fx);
-        let (left,): (u64,) = self.query(&pipe).await?;
-        if left > 0 {
-            let mut pipe = redis::pipe();
-            pipe.sadd(self.keys.effect_apps(), app_id).ignore();
-            self.query::<()>(&pipe).await?;
-        }
-        Ok(())
-    }
-}
-
 #[async_trait]
 impl OutboxStore for RedisStore {
     async fn claim_effects(
@@ -58,7 +41,8 @@ impl OutboxStore for RedisStore {
                 .arg(limit - claimed.len());
             let flat: Vec<String> = self.eval(&inv).await?;
             if flat.is_empty() {
-                self.unlist_effects_if_empty(&app_id).await?;
+                self.unlist_if_empty(self.keys.effect_apps(), fx.clone(), &app_id)
+                    .await?;
             }
             let mut it = flat.into_iter();
             while let (Some(id), Some(json)) = (it.next(), it.next()) {

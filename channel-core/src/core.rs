@@ -100,8 +100,13 @@ impl Core {
         seq: u64,
     ) -> Result<(), CoreError> {
         let env = Envelope::frame(frame, except.map(str::to_owned)).member_seq(seq);
+        self.send(&channel_subject(app_id, channel), env).await
+    }
+
+    /// Publishes on the bus; a failure leaves the effect it belongs to for a retry.
+    async fn send(&self, subject: &str, env: Envelope) -> Result<(), CoreError> {
         self.bus
-            .publish(&channel_subject(app_id, channel), env)
+            .publish(subject, env)
             .await
             .map_err(|e| CoreError::Unavailable(e.to_string()))
     }
@@ -145,10 +150,7 @@ impl Core {
     ) -> Result<(), CoreError> {
         let frame = frame::watchlist_event(name, &[user_id]);
         let subject = watch_subject(app_id, user_id);
-        self.bus
-            .publish(&subject, Envelope::frame(frame, None))
-            .await
-            .map_err(|e| CoreError::Unavailable(e.to_string()))
+        self.send(&subject, Envelope::frame(frame, None)).await
     }
 
     /// Whether a `subscription_count` event is due for this channel now.
@@ -221,11 +223,7 @@ impl Core {
             self.webhook(&app, event, id("subscription_count")).await?;
             let frame = frame::subscription_count(&channel, t.after);
             let env = Envelope::frame(frame, None);
-            if let Err(e) = self
-                .bus
-                .publish(&channel_subject(&app.id, &channel), env)
-                .await
-            {
+            if let Err(e) = self.send(&channel_subject(&app.id, &channel), env).await {
                 tracing::warn!(app_id, channel, error = %e, "subscription_count publish failed");
             }
         }

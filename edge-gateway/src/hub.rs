@@ -274,12 +274,8 @@ impl Hub {
 
     /// Writes `frame` to every local socket of `key` (a frame made here, not from the bus).
     pub(crate) fn send_local(&self, index: Index, key: &Key, frame: String) {
-        let map = lock(self.map(index));
-        if let Some(local) = map.get(key) {
-            let text = Utf8Bytes::from(frame);
-            for peer in local.sockets.values() {
-                peer.send(text.clone());
-            }
+        if let Some(local) = lock(self.map(index)).get(key) {
+            local.send_all(frame);
         }
     }
 
@@ -305,10 +301,17 @@ impl Hub {
             tracing::info!(app_id = %key.0, channel = %key.1, events = frames.len(), "presence resynced");
         }
         for frame in frames {
-            let text = Utf8Bytes::from(frame);
-            for peer in local.sockets.values() {
-                peer.send(text.clone());
-            }
+            local.send_all(frame);
+        }
+    }
+}
+
+impl Local {
+    /// Writes one frame made on this edge to every local socket.
+    fn send_all(&self, frame: String) {
+        let text = Utf8Bytes::from(frame);
+        for peer in self.sockets.values() {
+            peer.send(text.clone());
         }
     }
 }

@@ -68,6 +68,15 @@ struct Pending {
     withdrawn: Vec<(Arc<str>, Box<str>, Arc<str>)>,
 }
 
+impl Pending {
+    /// Whether `removal` is a leave withdrawn by a re-join.
+    fn withdrew(&self, removal: &Removal) -> bool {
+        self.withdrawn
+            .iter()
+            .any(|(app, name, socket)| removal.is_leave_of(app, name, socket))
+    }
+}
+
 impl Removal {
     /// Whether this is the leave of `socket` from `channel` of `app`.
     fn is_leave_of(&self, app: &str, name: &str, socket: &str) -> bool {
@@ -100,10 +109,7 @@ impl Removals {
     }
 
     fn withdrawn(&self, removal: &Removal) -> bool {
-        self.lock()
-            .withdrawn
-            .iter()
-            .any(|(app, name, socket)| removal.is_leave_of(app, name, socket))
+        self.lock().withdrew(removal)
     }
 
     /// Sends every pending removal made under `edge` once; those that fail stay. Removals made
@@ -127,12 +133,7 @@ impl Removals {
             }
         }
         let mut pending = self.lock();
-        kept.retain(|r| {
-            !pending
-                .withdrawn
-                .iter()
-                .any(|(app, name, socket)| r.is_leave_of(app, name, socket))
-        });
+        kept.retain(|r| !pending.withdrew(r));
         pending.removals.extend(kept);
     }
 

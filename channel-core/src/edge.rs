@@ -128,7 +128,14 @@ impl EdgeCore for Core {
             )
             .await?;
         if result.first {
-            self.relay.notify_one();
+            // Carried out here before answering, as far as this relay can: clients count on
+            // `member_added` reaching the others before the new member can say anything (or
+            // anyone else joins). The effect is in the outbox already, so a cancelled request
+            // loses nothing; what this pass cannot claim, the relay sends a moment later.
+            if let Err(e) = self.release_effects().await {
+                tracing::warn!(app_id, channel, error = %e, "member_added not sent yet; the relay retries");
+                self.relay.notify_one();
+            }
         }
         Ok(Presence {
             members: result.members,
